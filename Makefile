@@ -1,0 +1,87 @@
+# fugue — a process supervisor for socket servers.
+#   make            build fugue, the example worker and the test worker
+#   make run        install missing build dependencies, build, serve the example on 127.0.0.1:8080
+#   make test       install missing dependencies, build, run every test
+#   make install    PREFIX=/usr/local DESTDIR= MANDIR=$(PREFIX)/share/man
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+MANDIR	?= $(PREFIX)/share/man
+DESTDIR	?=
+
+CC	?= cc
+CFLAGS	?= -O2 -g
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS	+= -std=gnu11 $(WARN)
+CPPFLAGS += -D_GNU_SOURCE
+# libev ships no pkg-config file on Debian; inih and check do.
+INIH_LIBS  = $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+LIBS	= -lev $(INIH_LIBS)
+
+VERSION	= 0.1.0
+
+SRCS	= src/util.c src/config.c src/listen.c src/spawn.c src/workers.c \
+	  src/master.c src/logging.c src/pidfile.c src/notify.c
+OBJS	= $(SRCS:.c=.o)
+HDRS	= $(wildcard src/*.h)
+
+UNIT	= $(patsubst %.c,%,$(wildcard tests/unit/check_*.c))
+
+all: fugue examples/hello tests/worker
+
+fugue: src/main.o $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ src/main.o $(OBJS) $(LIBS)
+
+src/%.o: src/%.c $(HDRS)
+	$(CC) $(CPPFLAGS) -DFUGUE_VERSION='"$(VERSION)"' $(CFLAGS) -c -o $@ $<
+
+examples/hello: examples/hello.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+tests/worker: tests/worker.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+tests/unit/check_%: tests/unit/check_%.c $(OBJS)
+	$(CC) $(CPPFLAGS) -Isrc $(CHECK_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(OBJS) $(LIBS) $(CHECK_LIBS)
+
+deps:
+	@sh tools/deps.sh
+
+run: deps all
+	./fugue -c fugue.conf.example
+
+unit: $(UNIT)
+	@set -e; for t in $(UNIT); do echo "== $$t"; CK_DEFAULT_TIMEOUT=30 ./$$t; done
+
+integration: all
+	python3 tests/integration/run.py
+
+check: unit integration
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT)
+	@$(MAKE) --no-print-directory unit integration
+
+# The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
+sanitize: deps
+	@$(MAKE) --no-print-directory clean
+	@$(MAKE) --no-print-directory CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined" all $(UNIT)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(MAKE) --no-print-directory unit integration
+
+install: fugue
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 fugue $(DESTDIR)$(BINDIR)/fugue
+	install -m 0644 man/fugue.8 $(DESTDIR)$(MANDIR)/man8/fugue.8
+	install -m 0644 man/fugue.conf.5 $(DESTDIR)$(MANDIR)/man5/fugue.conf.5
+
+lint-man:
+	mandoc -Tlint -W warning man/fugue.8 man/fugue.conf.5
+
+clean:
+	rm -f fugue src/*.o examples/hello tests/worker $(UNIT)
+
+.PHONY: all deps run unit integration check test sanitize install lint-man clean

@@ -1,0 +1,128 @@
+/* The configuration: INI file (inih) and command-line overrides into a
+ * struct config, every key validated, every error one line with its place. */
+#ifndef FUGUE_CONFIG_H
+#define FUGUE_CONFIG_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+enum log_level { LVL_ERROR, LVL_WARN, LVL_INFO, LVL_DEBUG };
+enum subreaper_mode { SUBREAPER_AUTO, SUBREAPER_NO, SUBREAPER_YES };
+
+#define ADDRESS_TEXT_MAX	160
+
+/* One listening address: "127.0.0.1:8080", "[::1]:8080", ":8080",
+ * "unix:/run/app.sock". */
+struct address {
+	int			family;		/* AF_INET, AF_INET6, AF_UNIX */
+	char			text[ADDRESS_TEXT_MAX];	/* canonical form */
+	struct sockaddr_storage	sa;
+	socklen_t		salen;
+};
+
+struct config {
+	char		*path;		/* absolute path of the file, or NULL */
+
+	/* [master] */
+	char		*pid_file;
+	char		*log_file;
+	char		*master_log_file;
+	int		 log_level;	/* enum log_level, default LVL_INFO */
+	char		*control_socket;
+	char		*runtime_dir;	/* NULL: $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, /tmp */
+	int		 subreaper;	/* enum subreaper_mode, default AUTO */
+
+	/* [listen] */
+	struct address	*listen;
+	size_t		 nlisten;
+	int		 backlog;	/* default 1024, 1..65535 */
+	int		 socket_mode;	/* -1: unset (umask applies), else 0..07777 */
+	char		*socket_owner;	/* as written, NULL if unset */
+	uid_t		 socket_uid;	/* (uid_t)-1: keep */
+	gid_t		 socket_gid;	/* (gid_t)-1: keep */
+
+	/* [worker] */
+	char		*command;	/* as written (continuations joined) */
+	struct strvec	 argv;		/* command split into words */
+	unsigned	 count;		/* default 1, 0..10000 */
+	char		*user;		/* NULL: workers keep fugue's credentials */
+	char		*group;
+	uid_t		 uid;		/* resolved from user */
+	gid_t		 gid;		/* group, or user's primary group */
+	gid_t		*groups;	/* user's supplementary groups (with gid) */
+	int		 ngroups;
+	char		*user_home;	/* for HOME= when user is set */
+	char		*working_dir;	/* NULL: fugue's cwd */
+	int		 umask;		/* -1: inherit fugue's */
+	struct strvec	 env;		/* "NAME=value" lines */
+	bool		 clear_env;
+	int		 stop_signal;	/* default SIGTERM */
+	int64_t		 kill_timeout_ms;	/* default 30 s */
+	bool		 ready_notify;	/* ready = notify */
+	int64_t		 ready_ms;	/* ready = <duration>, default 1 s */
+	int64_t		 ready_timeout_ms;	/* default 60 s */
+	int64_t		 watchdog_ms;	/* default 0 (off) */
+	int		 master_death_signal;	/* default SIGTERM */
+	int64_t		 restart_delay_max_ms;	/* default 30 s */
+	bool		 log_raw;
+};
+
+/* Defaults for every key. */
+void	config_init(struct config *);
+void	config_free(struct config *);
+
+/*
+ * Read the INI file at path into c (on top of what c holds). Every error
+ * found is appended to errs as one line ("app.conf:12: [worker] count:
+ * expected an integer from 0 to 10000, got \"four\""). Returns 0, 66 when the
+ * file cannot be opened or read, or 78 when anything in it is invalid.
+ * Repeatable keys (address, env) append.
+ */
+int	config_load(struct config *c, const char *path, struct errlist *errs);
+
+/*
+ * Set one key as if read from a file; where names the origin for errors
+ * (e.g. "--kill-timeout" or "app.conf:12"). Returns 0, or 78 with the error
+ * appended. Repeatable keys append.
+ */
+int	config_set(struct config *c, const char *section, const char *key,
+	    const char *value, const char *where, struct errlist *errs);
+
+/* Which section a key belongs to, for the long options; NULL if none. */
+const char *config_key_section(const char *key);
+
+/* Empty a repeatable key (a command-line --listen replaces the file's). */
+void	config_reset_key(struct config *c, const char *key);
+
+/*
+ * Checks across keys, after everything is set: a command is given, at least
+ * one address unless count is 0 ... , user/group exist, -d wants a log_file.
+ * Returns 0 or 78 with the errors appended.
+ */
+int	config_validate(struct config *c, bool daemonize, struct errlist *errs);
+
+/* Value parsers: 0 on success, -1 on a bad value (nothing changed). */
+int	parse_duration(const char *s, int64_t *ms);	/* 250ms 10s 5m 1h, bare = s */
+int	parse_signal(const char *s, int *sig);		/* TERM, SIGTERM, 15 */
+const char *signal_name(int sig);			/* "TERM"; "?" if unknown */
+int	parse_mode(const char *s, int *mode);		/* octal, 0..07777 */
+int	parse_bool(const char *s, bool *b);		/* yes/no true/false on/off 1/0 */
+int	parse_uint(const char *s, unsigned long lo, unsigned long hi,
+	    unsigned long *out);
+
+/* "host:port", "[v6]:port", ":port", "unix:/path"; err gets the reason. */
+int	parse_address(const char *s, struct address *a, char *err, size_t len);
+
+/* Shell-like word splitting without a shell: '...' literal, "..." with \\
+ * \" \$ \` escapes, a backslash outside quotes escapes the next character.
+ * Appends the words to out. -1 with err on unbalanced quotes or no word. */
+int	split_command(const char *s, struct strvec *out, char *err, size_t len);
+
+/* Format a duration back ("1.5s", "250ms", "30s"), for logs. */
+void	format_duration(int64_t ms, char *buf, size_t len);
+
+#endif

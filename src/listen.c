@@ -1,0 +1,180 @@
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "listen.h"
+#include "util.h"
+
+static int
+open_error(char *err, size_t len, const struct address *a, int e)
+{
+	snprintf(err, len, "listen %s: %s", a->text, strerror(e));
+	if (e == EADDRINUSE)
+		return EX_TEMPFAIL_;
+	return EX_OSERR_;
+}
+
+/*
+ * What is at a UNIX socket path now: 0 nothing (or a stale socket, removed),
+ * else an exit code with err filled.
+ */
+static int
+unix_clear_path(const struct address *a, const char *path, char *err,
+    size_t len)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, len, "listen %s: %s", a->text, strerror(errno));
+		return EX_CANTCREAT_;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, len, "listen %s: %s exists and is not a socket; "
+		    "not replacing it", a->text, path);
+		return EX_CANTCREAT_;
+	}
+	/* A socket file: replace it only if nobody answers on it. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return open_error(err, len, a, errno);
+	r = connect(fd, (const struct sockaddr *)&a->sa, a->salen);
+	close(fd);
+	if (r == 0) {
+		snprintf(err, len, "listen %s: Address already in use "
+		    "(something answers on it)", a->text);
+		return EX_TEMPFAIL_;
+	}
+	return 0;	/* stale: the rename below replaces it atomically */
+}
+
+static int
+listen_unix(struct listener *l, const struct address *a, int backlog,
+    int mode, uid_t uid, gid_t gid, char *err, size_t len)
+{
+	const struct sockaddr_un *target = (const struct sockaddr_un *)&a->sa;
+	struct sockaddr_un tmp;
+	struct stat st;
+	int fd, r;
+	bool renamed;
+
+	if ((r = unix_clear_path(a, target->sun_path, err, len)) != 0)
+		return r;
+
+	/* Bind under a temporary name, set mode and owner, then rename into
+	 * place: no client ever sees the socket with looser permissions, and
+	 * a stale file is replaced atomically. */
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.sun_family = AF_UNIX;
+	r = snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.%ld~",
+	    target->sun_path, (long)getpid());
+	renamed = r > 0 && (size_t)r < sizeof(tmp.sun_path);
+	if (!renamed) {
+		/* No room for a temporary name: bind in place. */
+		tmp = *target;
+		unlink(target->sun_path);
+	} else
+		unlink(tmp.sun_path);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return open_error(err, len, a, errno);
+	mode_t old = umask(mode >= 0 ? 0777 : 0);
+	if (mode < 0)
+		umask(old);
+	r = bind(fd, (struct sockaddr *)&tmp, sizeof(tmp));
+	if (mode >= 0)
+		umask(old);
+	if (r == -1) {
+		r = errno;
+		close(fd);
+		snprintf(err, len, "listen %s: %s", a->text, strerror(r));
+		return r == EADDRINUSE ? EX_TEMPFAIL_ : EX_CANTCREAT_;
+	}
+	if ((mode >= 0 && chmod(tmp.sun_path, mode) == -1) ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    chown(tmp.sun_path, uid, gid) == -1) ||
+	    listen(fd, backlog) == -1 ||
+	    (renamed && rename(tmp.sun_path, target->sun_path) == -1) ||
+	    stat(target->sun_path, &st) == -1) {
+		r = errno;
+		unlink(tmp.sun_path);
+		close(fd);
+		snprintf(err, len, "listen %s: %s", a->text, strerror(r));
+		return EX_CANTCREAT_;
+	}
+	l->fd = fd;
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	return 0;
+}
+
+int
+listen_open(struct listener *l, const struct address *a, int backlog,
+    int mode, uid_t uid, gid_t gid, char *err, size_t len)
+{
+	int fd, one = 1;
+
+	memset(l, 0, sizeof(*l));
+	l->addr = *a;
+	l->fd = -1;
+	if (a->family == AF_UNIX)
+		return listen_unix(l, a, backlog, mode, uid, gid, err, len);
+
+	fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return open_error(err, len, a, errno);
+	/* SO_REUSEADDR lets a restarted fugue bind past TIME_WAIT. Never
+	 * SO_REUSEPORT: closing one of a group resets its queue. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    (a->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+	    &one, sizeof(one)) == -1) ||
+	    bind(fd, (const struct sockaddr *)&a->sa, a->salen) == -1 ||
+	    listen(fd, backlog) == -1) {
+		int e = errno;
+
+		close(fd);
+		return open_error(err, len, a, e);
+	}
+	l->fd = fd;
+	return 0;
+}
+
+void
+listen_close(struct listener *l, bool unlink_file)
+{
+	struct stat st;
+
+	if (l->fd == -1)
+		return;
+	if (unlink_file && l->addr.family == AF_UNIX) {
+		const char *path = ((struct sockaddr_un *)&l->addr.sa)->sun_path;
+
+		if (lstat(path, &st) == 0 && st.st_dev == l->dev &&
+		    st.st_ino == l->ino)
+			unlink(path);
+	}
+	close(l->fd);
+	l->fd = -1;
+}
+
+void
+listen_fdname(const struct address *a, char *buf, size_t len)
+{
+	size_t i;
+
+	/* systemd's names may not hold ':'; keep the rest readable. */
+	snprintf(buf, len, "%s", a->text);
+	for (i = 0; buf[i]; i++)
+		if (buf[i] == ':' || (unsigned char)buf[i] < 0x20)
+			buf[i] = '_';
+}

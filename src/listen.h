@@ -1,0 +1,33 @@
+/* Listening sockets: bind (all or nothing), adopt, describe, close. */
+#ifndef FUGUE_LISTEN_H
+#define FUGUE_LISTEN_H
+
+#include <sys/types.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+struct listener {
+	struct address	 addr;
+	int		 fd;
+	dev_t		 dev;		/* UNIX: the socket file we created */
+	ino_t		 ino;
+};
+
+/*
+ * Bind and listen on a, close-on-exec and blocking. UNIX sockets: a stale
+ * socket file (nobody answers) is replaced, anything else is refused; the
+ * socket is bound under a temporary name, given socket_mode and
+ * socket_owner, then renamed into place. Returns 0, or an exit code (75 in
+ * use, 73 cannot create the file, 71 other) with err filled.
+ */
+int	listen_open(struct listener *l, const struct address *a, int backlog,
+	    int mode, uid_t uid, gid_t gid, char *err, size_t len);
+
+/* Close; with unlink, remove a UNIX socket file if it is still ours. */
+void	listen_close(struct listener *l, bool unlink_file);
+
+/* LISTEN_FDNAMES entry for an address (no ':' allowed there). */
+void	listen_fdname(const struct address *a, char *buf, size_t len);
+
+#endif

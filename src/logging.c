@@ -1,0 +1,352 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "logging.h"
+#include "util.h"
+
+static int log_fd = 2;
+static int log_level = LVL_INFO;
+static int log_echo;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void
+log_set_fd(int fd)
+{
+	log_fd = fd;
+}
+
+int
+log_get_fd(void)
+{
+	return log_fd;
+}
+
+void
+log_set_level(int level)
+{
+	log_level = level;
+}
+
+void
+log_set_echo(int on)
+{
+	log_echo = on;
+}
+
+void
+log_timestamp(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+/* One line, one write: readers of an O_APPEND file never see it torn. */
+static void
+log_emit(int level, const char *errstr, const char *fmt, va_list ap)
+{
+	char line[2048], ts[32];
+	int n, m;
+
+	if (level > log_level)
+		return;
+	log_timestamp(ts, sizeof(ts));
+	n = snprintf(line, sizeof(line), "%s fugue (pid %ld) %s: ", ts,
+	    (long)getpid(), level_names[level]);
+	m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 64)
+		n = sizeof(line) - 64;	/* cut, but keep the error and newline */
+	if (errstr)
+		n += snprintf(line + n, sizeof(line) - n, ": %s", errstr);
+	line[n++] = '\n';
+	if (write(log_fd, line, n) < 0) {
+		/* Nowhere else to say it; the caller goes on. */
+	}
+	if (log_echo && level == LVL_ERROR && log_fd != 2) {
+		if (write(2, line, n) < 0) {
+		}
+	}
+}
+
+#define LOG_FN(name, level, witherr)					\
+void									\
+name(const char *fmt, ...)						\
+{									\
+	int saved = errno;						\
+	va_list ap;							\
+									\
+	va_start(ap, fmt);						\
+	log_emit(level, witherr ? strerror(saved) : NULL, fmt, ap);	\
+	va_end(ap);							\
+	errno = saved;							\
+}
+
+LOG_FN(log_error, LVL_ERROR, 0)
+LOG_FN(log_warnx, LVL_WARN, 0)
+LOG_FN(log_warn, LVL_WARN, 1)
+LOG_FN(log_info, LVL_INFO, 0)
+LOG_FN(log_debug, LVL_DEBUG, 0)
+
+/* ---- worker output ---- */
+
+void
+outbuf_add(struct outbuf *o, const char *s, size_t n)
+{
+	if (n == 0)
+		return;
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap : 4096;
+
+		while (cap < o->len + n)
+			cap *= 2;
+		o->p = xrealloc(o->p, cap);
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+void
+outbuf_free(struct outbuf *o)
+{
+	free(o->p);
+	memset(o, 0, sizeof(*o));
+}
+
+static void
+emit_line(const char *prefix, size_t plen, const char *a, size_t alen,
+    const char *b, size_t blen, bool cut, struct outbuf *out)
+{
+	outbuf_add(out, prefix, plen);
+	outbuf_add(out, a, alen);
+	outbuf_add(out, b, blen);
+	if (cut)
+		outbuf_add(out, LOGLINE_CUT_MARK, sizeof(LOGLINE_CUT_MARK) - 1);
+	outbuf_add(out, "\n", 1);
+}
+
+size_t
+linebuf_feed(struct linebuf *lb, const char *data, size_t n,
+    const char *prefix, size_t plen, struct outbuf *out)
+{
+	size_t lines = 0;
+
+	while (n > 0) {
+		const char *nl = memchr(data, '\n', n);
+		size_t take = nl ? (size_t)(nl - data) : n;
+
+		if (lb->len + take >= LOGLINE_HOLD_MAX) {
+			/* Too long to hold: out it goes, marked as cut. */
+			size_t room = LOGLINE_HOLD_MAX - lb->len;
+
+			emit_line(prefix, plen, lb->p, lb->len, data, room,
+			    true, out);
+			lb->len = 0;
+			data += room;
+			n -= room;
+			lines++;
+			continue;
+		}
+		if (nl == NULL) {
+			if (lb->p == NULL)
+				lb->p = xmalloc(LOGLINE_HOLD_MAX);
+			memcpy(lb->p + lb->len, data, take);
+			lb->len += take;
+			break;
+		}
+		emit_line(prefix, plen, lb->p, lb->len, data, take, false, out);
+		lb->len = 0;
+		data += take + 1;
+		n -= take + 1;
+		lines++;
+	}
+	return lines;
+}
+
+size_t
+linebuf_flush(struct linebuf *lb, const char *prefix, size_t plen,
+    struct outbuf *out)
+{
+	if (lb->len == 0)
+		return 0;
+	emit_line(prefix, plen, lb->p, lb->len, "", 0, false, out);
+	lb->len = 0;
+	return 1;
+}
+
+void
+linebuf_free(struct linebuf *lb)
+{
+	free(lb->p);
+	lb->p = NULL;
+	lb->len = 0;
+}
+
+static size_t
+logpipe_prefix(const struct logpipe *lp, char *buf, size_t len)
+{
+	char ts[32];
+	int n;
+
+	if (lp->sink->raw)
+		return 0;
+	log_timestamp(ts, sizeof(ts));
+	n = snprintf(buf, len, "%s worker %u (pid %ld): ", ts, lp->slot,
+	    (long)lp->pid);
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+/* One write for the whole batch: an O_APPEND file gets whole lines only. */
+static void
+logsink_write(struct logsink *s, size_t lines)
+{
+	const char *p = s->out.p;
+	size_t left = s->out.len;
+	ssize_t n;
+
+	while (left > 0) {
+		n = write(s->fd, p, left);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Disk full, file gone: drop and count, never block. */
+			s->dropped += lines;
+			s->drop_errno = n == -1 ? errno : EIO;
+			s->out.len = 0;
+			return;
+		}
+		p += n;
+		left -= n;
+	}
+	s->out.len = 0;
+	if (s->dropped) {
+		errno = s->drop_errno;
+		log_warn("%lu lines of worker output dropped", s->dropped);
+		s->dropped = 0;
+	}
+}
+
+void
+logpipe_free(struct logpipe *lp)
+{
+	struct logsink *s = lp->sink;
+	char prefix[96];
+	size_t plen = logpipe_prefix(lp, prefix, sizeof(prefix));
+	size_t lines = linebuf_flush(&lp->lb, prefix, plen, &s->out);
+
+	if (lines)
+		logsink_write(s, lines);
+	ev_io_stop(s->loop, &lp->io);
+	close(lp->io.fd);
+	linebuf_free(&lp->lb);
+	if (lp->owner)
+		*lp->owner = NULL;
+	if (lp->prev)
+		lp->prev->next = lp->next;
+	else
+		s->pipes = lp->next;
+	if (lp->next)
+		lp->next->prev = lp->prev;
+	free(lp);
+}
+
+/* 1: read some, 0: nothing there now, -1: the end (lp is freed). */
+static int
+logpipe_read(struct logpipe *lp)
+{
+	static char buf[65536];
+	struct logsink *s = lp->sink;
+	char prefix[96];
+	size_t plen, lines;
+	ssize_t n;
+
+	n = read(lp->io.fd, buf, sizeof(buf));
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		logpipe_free(lp);
+		return -1;
+	}
+	plen = logpipe_prefix(lp, prefix, sizeof(prefix));
+	lines = linebuf_feed(&lp->lb, buf, (size_t)n, prefix, plen, &s->out);
+	if (lines)
+		logsink_write(s, lines);
+	return 1;
+}
+
+static void
+logpipe_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	logpipe_read(io->data);
+}
+
+struct logpipe *
+logpipe_adopt(struct logsink *s, int fd, unsigned slot, pid_t pid)
+{
+	struct logpipe *lp = xcalloc(1, sizeof(*lp));
+
+	lp->sink = s;
+	lp->slot = slot;
+	lp->pid = pid;
+	ev_io_init(&lp->io, logpipe_cb, fd, EV_READ);
+	lp->io.data = lp;
+	ev_io_start(s->loop, &lp->io);
+	lp->next = s->pipes;
+	if (s->pipes)
+		s->pipes->prev = lp;
+	s->pipes = lp;
+	return lp;
+}
+
+struct logpipe *
+logpipe_open(struct logsink *s, unsigned slot, int *wfd)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return NULL;
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	*wfd = p[1];
+	return logpipe_adopt(s, p[0], slot, 0);
+}
+
+void
+logpipe_drain(struct logpipe *lp)
+{
+	/* Bounded: a grandchild still writing does not hold us here. */
+	for (int i = 0; i < 64; i++)
+		if (logpipe_read(lp) != 1)
+			return;
+}
+
+void
+logsink_close_all(struct logsink *s)
+{
+	while (s->pipes) {
+		struct logpipe *lp = s->pipes;
+
+		/* Drained: either it ended (freed) or it is still first. */
+		logpipe_drain(lp);
+		if (s->pipes == lp)
+			logpipe_free(lp);
+	}
+	outbuf_free(&s->out);
+}

@@ -1,0 +1,479 @@
+/*
+ * fugue: bind the listening sockets once, run N workers of any program on
+ * them, keep them alive. main() reads as the start-up order: command line,
+ * configuration, checks, logs, pid file, listeners, then the master loop.
+ */
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "logging.h"
+#include "master.h"
+#include "pidfile.h"
+#include "spawn.h"
+
+#ifndef FUGUE_VERSION
+#define FUGUE_VERSION "0.0.0"
+#endif
+
+struct override {
+	const char	*section;
+	char		*key;
+	const char	*value;
+	char		*where;
+};
+
+struct args {
+	const char	*config;
+	bool		 test;
+	bool		 daemonize;
+	const char	*signal;
+	char	       **command;	/* after "--" */
+	int		 ncommand;
+	struct override	*ov;
+	size_t		 nov;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: fugue -c FILE [-t | -d | -s SIGNAL]\n"
+	    "       fugue [--listen ADDR ...] [--workers N] [--KEY VALUE ...] "
+	    "-- COMMAND [ARG ...]\n"
+	    "       fugue -V | -h\n"
+	    "\n"
+	    "  -c FILE     configuration file (see fugue.conf(5))\n"
+	    "  -t          test the configuration and exit (0, or 78)\n"
+	    "  -s SIGNAL   signal the running master found through pid_file:\n"
+	    "              quit stop reload upgrade reopen incr decr\n"
+	    "  -V          print the version\n"
+	    "  -h          this help\n"
+	    "  --KEY VALUE set any configuration key (--kill-timeout 10s);\n"
+	    "              --listen is [listen] address, --workers is "
+	    "[worker] count\n");
+}
+
+static int
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "fugue: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(fugue -h for help)\n");
+	return EX_USAGE_;
+}
+
+static int
+parse_args(int argc, char **argv, struct args *a)
+{
+	for (int i = 1; i < argc; i++) {
+		char *arg = argv[i];
+
+		if (strcmp(arg, "--") == 0) {
+			a->command = argv + i + 1;
+			a->ncommand = argc - i - 1;
+			if (a->ncommand == 0)
+				return usage_error("%s: no command after it",
+				    "--");
+			return 0;
+		}
+		if (strcmp(arg, "--help") == 0) {
+			usage(stdout);
+			exit(0);
+		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("fugue %s\n", FUGUE_VERSION);
+			exit(0);
+		}
+		if (strncmp(arg, "--", 2) == 0) {
+			char *eq = strchr(arg, '=');
+			char *key = xstrdup(arg + 2);
+			const char *section, *value;
+
+			if (eq)
+				key[eq - arg - 2] = '\0';
+			for (char *p = key; *p; p++)
+				if (*p == '-')
+					*p = '_';
+			if (strcmp(key, "listen") == 0)
+				strcpy(key, "address");
+			else if (strcmp(key, "workers") == 0)
+				strcpy(key, "count");
+			if ((section = config_key_section(key)) == NULL) {
+				free(key);
+				return usage_error("unknown option %s", arg);
+			}
+			if (eq)
+				value = eq + 1;
+			else if (i + 1 < argc)
+				value = argv[++i];
+			else {
+				free(key);
+				return usage_error("option %s needs a value",
+				    arg);
+			}
+			a->ov = xrealloc(a->ov, (a->nov + 1) * sizeof(*a->ov));
+			a->ov[a->nov].section = section;
+			a->ov[a->nov].key = key;
+			a->ov[a->nov].value = value;
+			a->ov[a->nov].where = xprintf("--%.*s",
+			    eq ? (int)(eq - arg - 2) : (int)strlen(arg + 2),
+			    arg + 2);
+			a->nov++;
+			continue;
+		}
+		if (arg[0] != '-' || arg[1] == '\0')
+			return usage_error("unexpected argument \"%s\"", arg);
+		for (char *p = arg + 1; *p; p++) {
+			switch (*p) {
+			case 't':
+				a->test = true;
+				continue;
+			case 'd':
+				a->daemonize = true;
+				continue;
+			case 'V':
+				printf("fugue %s\n", FUGUE_VERSION);
+				exit(0);
+			case 'h':
+				usage(stdout);
+				exit(0);
+			case 'c':
+			case 's':
+				break;
+			default: {
+				char opt[3] = { '-', *p, '\0' };
+				return usage_error("unknown option %s", opt);
+			}
+			}
+			/* -c FILE, -cFILE, -s SIGNAL */
+			const char *v = p[1] ? p + 1 : (i + 1 < argc ?
+			    argv[++i] : NULL);
+			if (v == NULL) {
+				char opt[3] = { '-', *p, '\0' };
+				return usage_error("option %s needs a value",
+				    opt);
+			}
+			if (*p == 'c')
+				a->config = v;
+			else
+				a->signal = v;
+			break;
+		}
+	}
+	return 0;
+}
+
+static void
+print_errors(struct errlist *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(stderr, "fugue: %s\n", e->v[i]);
+}
+
+/* Shell-quoted rendering of argv, for logs. */
+static char *
+join_command(char **argv, int n)
+{
+	size_t len = 1;
+	char *s, *p;
+
+	for (int i = 0; i < n; i++)
+		len += strlen(argv[i]) * 4 + 3;
+	p = s = xmalloc(len);
+	for (int i = 0; i < n; i++) {
+		bool plain = argv[i][0] != '\0' &&
+		    strspn(argv[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+		    "qrstuvwxyz0123456789-_./:=,@+%") == strlen(argv[i]);
+
+		if (i)
+			*p++ = ' ';
+		if (plain) {
+			p = stpcpy(p, argv[i]);
+			continue;
+		}
+		*p++ = '\'';
+		for (const char *q = argv[i]; *q; q++) {
+			if (*q == '\'')
+				p = stpcpy(p, "'\\''");
+			else
+				*p++ = *q;
+		}
+		*p++ = '\'';
+	}
+	*p = '\0';
+	return s;
+}
+
+/* Started as root, refuse a config that others could have written. */
+static int
+check_config_owner(const char *path, struct errlist *errs)
+{
+	struct stat st;
+	char *dir, *copy;
+
+	if (path == NULL || geteuid() != 0)
+		return 0;
+	if (stat(path, &st) == 0 && (st.st_uid != 0 || (st.st_mode & 022))) {
+		errlist_add(errs, "%s: writable by others than root; refusing "
+		    "it when running as root", path);
+		return EX_CONFIG_;
+	}
+	copy = xstrdup(path);
+	dir = dirname(copy);
+	if (stat(dir, &st) == 0 && (st.st_uid != 0 ||
+	    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))) {
+		errlist_add(errs, "%s: its directory %s is writable by others "
+		    "than root; refusing it when running as root", path, dir);
+		free(copy);
+		return EX_CONFIG_;
+	}
+	free(copy);
+	return 0;
+}
+
+/* The file, the command line over it, then the checks across keys. */
+static int
+build_config(struct args *a, struct config *c, struct errlist *errs)
+{
+	int r = 0;
+
+	if (a->config) {
+		char *abs = NULL;
+
+		if (a->config[0] != '/') {
+			char cwd[PATH_MAX];
+
+			if (getcwd(cwd, sizeof(cwd)) == NULL) {
+				errlist_add(errs, "getcwd: %s",
+				    strerror(errno));
+				return EX_OSERR_;
+			}
+			abs = xprintf("%s/%s", cwd, a->config);
+		}
+		r = config_load(c, abs ? abs : a->config, errs);
+		free(abs);
+		if (r == EX_NOINPUT_)
+			return r;
+	}
+	for (size_t i = 0; i < a->nov; i++) {
+		bool first = true;
+
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(a->ov[j].key, a->ov[i].key) == 0)
+				first = false;
+		/* A repeatable key from the command line replaces the
+		 * file's list rather than adding to it. */
+		if (first)
+			config_reset_key(c, a->ov[i].key);
+		if (config_set(c, a->ov[i].section, a->ov[i].key,
+		    a->ov[i].value, a->ov[i].where, errs) != 0)
+			r = EX_CONFIG_;
+	}
+	if (a->command) {
+		strvec_clear(&c->argv);
+		for (int i = 0; i < a->ncommand; i++)
+			strvec_push(&c->argv, a->command[i]);
+		free(c->command);
+		c->command = join_command(a->command, a->ncommand);
+	}
+	if (config_validate(c, a->daemonize, errs) != 0)
+		r = EX_CONFIG_;
+	if (check_config_owner(c->path, errs) != 0)
+		r = EX_CONFIG_;
+	return r;
+}
+
+/* The command must be there and executable before anything is bound. */
+static int
+check_command(const struct config *c, struct errlist *errs)
+{
+	const char *pathvar = getenv("PATH");
+	char *cmd = NULL, *path = NULL;
+	int r = 0;
+
+	if (c->argv.n == 0)
+		return 0;
+	for (size_t i = 0; i < c->env.n; i++)
+		if (strncmp(c->env.v[i], "PATH=", 5) == 0)
+			pathvar = c->env.v[i] + 5;
+	if (c->argv.v[0][0] != '/' && strchr(c->argv.v[0], '/') &&
+	    c->working_dir)
+		cmd = xprintf("%s/%s", c->working_dir, c->argv.v[0]);
+	if (spawn_resolve(cmd ? cmd : c->argv.v[0], pathvar, &path) == -1) {
+		errlist_add(errs, "%s: [worker] command: %s: %s",
+		    c->path ? c->path : "command line", c->argv.v[0],
+		    strerror(errno));
+		r = -1;
+	}
+	free(cmd);
+	free(path);
+	return r;
+}
+
+/* The master's way to re-read everything on a reload. */
+static int
+reload_config(void *arg, struct config *c, struct errlist *errs)
+{
+	int r = build_config(arg, c, errs);
+
+	if (r == 0 && check_command(c, errs) != 0)
+		r = EX_CONFIG_;
+	return r;
+}
+
+static int
+send_signal(const struct config *c, const char *name)
+{
+	static const struct { const char *name; int sig; } table[] = {
+		{ "quit", SIGQUIT }, { "stop", SIGINT }, { "reload", SIGHUP },
+		{ "upgrade", SIGUSR2 }, { "reopen", SIGUSR1 },
+		{ "incr", SIGTTIN }, { "decr", SIGTTOU },
+	};
+	char err[512];
+	pid_t pid;
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (strcmp(name, table[i].name) != 0)
+			continue;
+		if (c->pid_file == NULL) {
+			fprintf(stderr, "fugue: -s needs [master] pid_file in "
+			    "the configuration\n");
+			return EX_CONFIG_;
+		}
+		if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
+			fprintf(stderr, "fugue: %s\n", err);
+			return EX_UNAVAIL_;
+		}
+		if (kill(pid, table[i].sig) == -1) {
+			fprintf(stderr, "fugue: signal %s to pid %ld: %s\n",
+			    signal_name(table[i].sig), (long)pid,
+			    strerror(errno));
+			return EX_UNAVAIL_;
+		}
+		return 0;
+	}
+	return usage_error("-s %s: expected quit, stop, reload, upgrade, "
+	    "reopen, incr or decr", name);
+}
+
+/* Each worker costs the master fds: take all the kernel allows. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct args a = { 0 };
+	struct errlist errs = { 0 };
+	struct config c;
+	struct master m;
+	sigset_t set;
+	char err[512];
+	pid_t holder;
+	int r;
+
+	/* Held, never fatal, until the master's watchers are in place. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGTTIN);
+	sigaddset(&set, SIGTTOU);
+	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGWINCH);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	if ((r = parse_args(argc, argv, &a)) != 0)
+		return r;
+	if (a.config == NULL && a.command == NULL)
+		return usage_error("%s", "no configuration: give -c FILE, or "
+		    "-- COMMAND with --listen");
+
+	config_init(&c);
+	r = build_config(&a, &c, &errs);
+	if (r == 0 && !a.signal && check_command(&c, &errs) != 0)
+		r = a.test ? EX_CONFIG_ : EX_UNAVAIL_;
+	if (r != 0) {
+		print_errors(&errs);
+		if (a.test)
+			r = EX_CONFIG_;
+		goto out;
+	}
+	if (a.test) {
+		printf("fugue: %s: configuration is valid\n",
+		    c.path ? c.path : "command line");
+		goto out;
+	}
+	if (a.signal) {
+		r = send_signal(&c, a.signal);
+		goto out;
+	}
+	if (a.daemonize) {
+		fprintf(stderr, "fugue: -d: daemon mode is not implemented "
+		    "yet; run in the foreground\n");
+		r = EX_USAGE_;
+		goto out;
+	}
+
+	raise_fd_limit();
+	log_set_level(c.log_level);
+	log_set_echo(1);
+	master_init(&m, &c, reload_config, &a);
+	if ((r = master_open_logs(&m, err, sizeof(err))) != 0) {
+		fprintf(stderr, "fugue: %s\n", err);
+		goto out_master;
+	}
+	if (m.cur.cfg.pid_file) {
+		r = pidfile_open(m.cur.cfg.pid_file, &m.pid_fd, &holder, err,
+		    sizeof(err));
+		if (r != 0) {
+			log_error("%s", err);
+			goto out_master;
+		}
+	}
+	if ((r = master_bind(&m, err, sizeof(err))) != 0) {
+		log_error("%s", err);
+		goto out_master;
+	}
+	if (m.pid_fd != -1 && pidfile_write(m.pid_fd, m.pid) == -1) {
+		log_warn("pid file %s", m.cur.cfg.pid_file);
+		r = EX_CANTCREAT_;
+		goto out_master;
+	}
+	r = master_run(&m);
+out_master:
+	if (m.pid_fd != -1)
+		pidfile_remove(m.cur.cfg.pid_file, m.pid_fd, m.pid);
+	master_free(&m);
+out:
+	errlist_free(&errs);
+	config_free(&c);
+	for (size_t i = 0; i < a.nov; i++) {
+		free(a.ov[i].key);
+		free(a.ov[i].where);
+	}
+	free(a.ov);
+	return r;
+}

@@ -1,0 +1,86 @@
+/* The master: one libev loop that owns the listeners and the workers. */
+#ifndef FUGUE_MASTER_H
+#define FUGUE_MASTER_H
+
+#include <sys/types.h>
+#include <stdbool.h>
+#include <ev.h>
+
+#include "config.h"
+#include "listen.h"
+#include "logging.h"
+#include "spawn.h"
+#include "workers.h"
+
+enum master_phase {
+	M_STARTING,	/* first generation not ready yet */
+	M_RUNNING,
+	M_STOPPING,
+};
+
+/* What one generation of workers runs with. Listener fds are shared with
+ * the generation before when the address stayed (never re-bound). */
+struct generation {
+	unsigned	 id;		/* 0: none */
+	struct config	 cfg;
+	struct spawn_plan plan;
+	struct listener	*ls;
+	size_t		 nls;
+	bool		*bound;		/* ls[i] was bound for this generation */
+	int		*fds;
+	char		*fdnames;
+};
+
+/* Re-reads the configuration (the file and the command line over it). */
+typedef int (*config_loader)(void *arg, struct config *c,
+    struct errlist *errs);
+
+#define MASTER_NSIG	11
+
+struct master {
+	struct ev_loop	*loop;
+	pid_t		 pid;
+	enum master_phase phase;
+	int		 exit_code;
+
+	struct generation cur;		/* serving */
+	struct generation next;		/* starting during a reload */
+	struct listener	*gone;		/* left the config; closed once the */
+	size_t		 ngone;		/* old generation is gone */
+	unsigned	 last_gen;
+	unsigned	 target;	/* workers wanted (count, TTIN/TTOU) */
+	unsigned	 next_target;
+	bool		 reload_queued;
+	config_loader	 load;
+	void		*load_arg;
+
+	struct worker_table wt;
+	int		 devnull;
+	int		 log_fd;	/* log_file, -1 none */
+	int		 mlog_fd;	/* master_log_file, -1 none */
+	int		 out_fd;	/* where worker output goes */
+	struct logsink	 sink;		/* the workers' output pipes */
+	int		 pid_fd;	/* locked pid file, -1 none */
+
+	int		 exec_stage;	/* last exec failure, logged once */
+	int		 exec_errno;
+	char		 why[256];	/* last reason a worker failed */
+
+	ev_signal	 sigs[MASTER_NSIG];
+	ev_child	 child;
+	ev_timer	 gen_timer;	/* ready_timeout of a starting generation */
+	ev_timer	 stop_timer;	/* kill deadline of a stop */
+};
+
+/* Take the configuration (moved into m; c is left empty). */
+void	master_init(struct master *m, struct config *c, config_loader load,
+	    void *load_arg);
+/* Open log_file and master_log_file. Returns 0 or 73 with err. */
+int	master_open_logs(struct master *m, char *err, size_t len);
+/* Bind every listener, all or nothing. Returns 0 or an exit code. */
+int	master_bind(struct master *m, char *err, size_t len);
+/* Start the workers and run the loop until the end; the exit code. */
+int	master_run(struct master *m);
+void	master_free(struct master *m);
+
+#endif

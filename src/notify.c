@@ -1,0 +1,189 @@
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "notify.h"
+
+static bool
+field_is(const char *line, size_t n, const char *what)
+{
+	size_t w = strlen(what);
+
+	return n == w && memcmp(line, what, w) == 0;
+}
+
+int
+notify_parse(const char *buf, size_t len, struct notify_msg *msg)
+{
+	const char *p = buf, *end = buf + len, *nl;
+	bool any = false;
+
+	memset(msg, 0, sizeof(*msg));
+	while (p < end) {
+		nl = memchr(p, '\n', end - p);
+		size_t n = (nl ? nl : end) - p;
+
+		if (field_is(p, n, "READY=1"))
+			msg->ready = any = true;
+		else if (field_is(p, n, "WATCHDOG=1"))
+			msg->watchdog = any = true;
+		else if (field_is(p, n, "STOPPING=1"))
+			msg->stopping = any = true;
+		else if (field_is(p, n, "RELOADING=1"))
+			msg->reloading = any = true;
+		else if (n >= 7 && memcmp(p, "STATUS=", 7) == 0) {
+			size_t s = n - 7;
+
+			if (s >= sizeof(msg->status))
+				s = sizeof(msg->status) - 1;
+			memcpy(msg->status, p + 7, s);
+			/* Keep it printable: it goes into log lines. */
+			for (size_t i = 0; i < s; i++)
+				if ((unsigned char)msg->status[i] < 0x20)
+					msg->status[i] = ' ';
+			msg->status[s] = '\0';
+			any = true;
+		} else if (memchr(p, '=', n) != NULL)
+			any = true;	/* another assignment: ignored */
+		p += n + 1;
+	}
+	return any ? 0 : -1;
+}
+
+int
+notify_open(const char *path, uid_t uid, gid_t gid, char *err, size_t len)
+{
+	struct sockaddr_un sa;
+	int fd, one = 1;
+	mode_t old;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, len, "notify socket %s: path too long", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1) {
+		snprintf(err, len, "notify socket: %s", strerror(errno));
+		return -1;
+	}
+	unlink(path);	/* ours by name: fugue-<pid>.notify */
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == -1 ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    chown(path, uid, gid) == -1)) {
+		snprintf(err, len, "notify socket %s: %s", path,
+		    strerror(errno));
+		umask(old);
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	umask(old);
+	return fd;
+}
+
+int
+notify_recv(int fd, struct notify_msg *msg)
+{
+	char buf[NOTIFY_DATAGRAM_MAX];
+	union {
+		struct cmsghdr	align;
+		char		buf[CMSG_SPACE(sizeof(struct ucred)) +
+				    CMSG_SPACE(sizeof(int) * 8)];
+	} ctl;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh;
+	struct cmsghdr *c;
+	pid_t pid = 0;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+	if (n == -1)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_CREDENTIALS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+			struct ucred cr;
+
+			memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+			pid = cr.pid;
+		} else if (c->cmsg_type == SCM_RIGHTS) {
+			/* Nobody passes us fds: close what came. */
+			size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			int *fds = (int *)CMSG_DATA(c);
+
+			for (size_t i = 0; i < nfd; i++)
+				close(fds[i]);
+		}
+	}
+	if ((size_t)n > sizeof(buf) || (mh.msg_flags & MSG_CTRUNC) ||
+	    notify_parse(buf, (size_t)n, msg) == -1) {
+		memset(msg, 0, sizeof(*msg));
+		msg->pid = pid;
+		return 1;	/* nothing it asks for is honoured */
+	}
+	msg->pid = pid;
+	return 1;
+}
+
+bool
+notify_systemd_enabled(void)
+{
+	const char *p = getenv("NOTIFY_SOCKET");
+
+	return p && (*p == '/' || *p == '@');
+}
+
+void
+notify_systemd(const char *fmt, ...)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa;
+	char buf[512];
+	socklen_t salen;
+	va_list ap;
+	int fd, n;
+
+	if (!notify_systemd_enabled() || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';	/* abstract namespace */
+	salen = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return;
+	if (sendto(fd, buf, n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	    salen) == -1) {
+		/* systemd went away; nothing to do about it. */
+	}
+	close(fd);
+}

@@ -1,0 +1,39 @@
+/* The sd_notify protocol both ways: a datagram socket on which workers
+ * report READY=1 and WATCHDOG=1 (sender checked with SCM_CREDENTIALS), and
+ * the client that tells systemd about fugue itself. */
+#ifndef FUGUE_NOTIFY_H
+#define FUGUE_NOTIFY_H
+
+#include <sys/types.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define NOTIFY_DATAGRAM_MAX	4096
+
+struct notify_msg {
+	pid_t	pid;		/* the sender, from its credentials; 0 unknown */
+	bool	ready;		/* READY=1 */
+	bool	watchdog;	/* WATCHDOG=1 */
+	bool	stopping;	/* STOPPING=1 */
+	bool	reloading;	/* RELOADING=1 */
+	char	status[128];	/* STATUS=..., cut */
+};
+
+/* Parse one datagram (newline-separated assignments; unknown ones are
+ * ignored). Returns 0, or -1 if it is not a notify message at all. */
+int	notify_parse(const char *buf, size_t len, struct notify_msg *msg);
+
+/* Bind the workers' notify socket at path (mode 0600, owned by uid/gid
+ * unless -1). Returns the fd (non-blocking, close-on-exec) or -1 with err. */
+int	notify_open(const char *path, uid_t uid, gid_t gid, char *err,
+	    size_t len);
+/* Receive one datagram: 1 with msg filled, 0 when none is waiting, -1 on
+ * error. A datagram without credentials gets pid 0. */
+int	notify_recv(int fd, struct notify_msg *msg);
+
+/* Send to systemd's $NOTIFY_SOCKET, if fugue was given one. */
+void	notify_systemd(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
+bool	notify_systemd_enabled(void);
+
+#endif

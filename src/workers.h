@@ -1,0 +1,72 @@
+/* The worker table: one record per worker process or pending restart, with
+ * its slot, generation and state; the crash-loop backoff. No I/O here. */
+#ifndef FUGUE_WORKERS_H
+#define FUGUE_WORKERS_H
+
+#include <sys/types.h>
+#include <stdbool.h>
+#include <ev.h>
+
+enum worker_state {
+	W_STARTING,	/* forked; exec or readiness pending */
+	W_READY,	/* serving */
+	W_DRAINING,	/* got stop_signal; SIGKILL at its deadline */
+	W_BACKOFF,	/* exited; its slot restarts when the timer fires */
+};
+
+struct worker {
+	struct worker	*next, *prev;
+	pid_t		 pid;		/* 0 in W_BACKOFF */
+	unsigned	 slot;		/* FUGUE_WORKER_ID */
+	unsigned	 gen;		/* FUGUE_GENERATION */
+	enum worker_state state;
+	bool		 exec_ok;	/* the exec-error pipe closed empty */
+	ev_tstamp	 started;	/* fork time (ev_now) */
+	ev_tstamp	 ready_at;	/* 0 until ready */
+	ev_tstamp	 deadline;	/* drain: SIGKILL time */
+	unsigned	 restarts;	/* respawns of this slot */
+	int		 last_status;	/* wait status of the last exit, -1 none */
+	unsigned	 backoff_ms;	/* delay of the next restart */
+	void		*master;	/* back pointer for the watchers */
+	ev_timer	 timer;		/* readiness, backoff or kill deadline */
+	ev_io		 execio;	/* read end of the exec-error pipe */
+	void		*out;		/* its output pipe (struct logpipe) */
+};
+
+struct worker_table {
+	struct worker	*head, *tail;
+	unsigned	 n;
+};
+
+/* The first restart delay of a crash loop, and how long a worker must stay
+ * ready before its next exit counts as a clean one. */
+#define BACKOFF_FIRST_MS	100
+#define BACKOFF_STABLE_SEC	1.0
+
+struct worker	*workers_add(struct worker_table *, unsigned slot, unsigned gen);
+void		 workers_remove(struct worker_table *, struct worker *);
+struct worker	*workers_find_pid(const struct worker_table *, pid_t);
+struct worker	*workers_find_slot(const struct worker_table *, unsigned gen,
+		    unsigned slot);
+/* Lowest slot below target with no live record in gen; -1 if all taken. */
+int		 workers_free_slot(const struct worker_table *, unsigned gen,
+		    unsigned target);
+/* Records of gen in any of the states in mask (1 << W_READY | ...). */
+unsigned	 workers_count(const struct worker_table *, unsigned gen,
+		    unsigned mask);
+unsigned	 workers_count_all(const struct worker_table *, unsigned mask);
+#define WS(s)	(1u << (s))
+#define WS_LIVE	(WS(W_STARTING) | WS(W_READY) | WS(W_DRAINING))
+#define GEN_ANY	0u
+
+/*
+ * Delay before restarting a slot whose worker just exited: 0 when the
+ * worker had stayed ready for BACKOFF_STABLE_SEC, else the previous delay
+ * doubled (starting at BACKOFF_FIRST_MS), capped at max_ms.
+ */
+unsigned	 workers_backoff(unsigned prev_ms, bool was_ready,
+		    double ready_for, unsigned max_ms);
+
+const char	*worker_state_name(enum worker_state);
+
+#endif

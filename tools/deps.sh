@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install what fugue needs to build and test, if it is missing (Debian).
+# As root: apt-get; otherwise with sudo when there is one; else print the line.
+pkgs="libev-dev libinih-dev check pkg-config make gcc curl python3"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+	    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "fugue needs:$missing (install them with your package manager)" >&2
+	exit 1
+fi
+if [ "$(id -u)" = 0 ]; then
+	sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+	sudo="sudo"
+else
+	echo "fugue needs these packages; as root run:" >&2
+	echo "  apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "installing:$missing" >&2
+$sudo apt-get update -qq || exit 1
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq$missing >/dev/null || exit 1
