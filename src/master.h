@@ -66,6 +66,11 @@ struct master {
 	int		 exec_errno;
 	char		 why[256];	/* last reason a worker failed */
 
+	int		 notify_fd;	/* workers' NOTIFY_SOCKET, -1 none */
+	char		*notify_path;
+	ev_io		 notify_io;
+	ev_timer	 watchdog;	/* systemd's, at half its interval */
+
 	ev_signal	 sigs[MASTER_NSIG];
 	ev_child	 child;
 	ev_timer	 gen_timer;	/* ready_timeout of a starting generation */
@@ -82,5 +87,32 @@ int	master_bind(struct master *m, char *err, size_t len);
 /* Start the workers and run the loop until the end; the exit code. */
 int	master_run(struct master *m);
 void	master_free(struct master *m);
+
+/* Inside the master (master.c, generation.c, lifecycle.c, upgrade.c). */
+void	master_stop(struct master *, bool quick);
+void	master_finish(struct master *);
+void	master_reload(struct master *);
+
+void	gen_free(struct generation *);
+void	gen_close_bound(struct generation *);
+int	gen_bind(struct generation *, const struct generation *prev,
+	    char *err, size_t len);
+int	gen_plan(struct master *, struct generation *, char *err, size_t len);
+struct generation *gen_of(struct master *, const struct worker *);
+void	gen_check(struct master *);
+void	gen_commit(struct master *);
+void	gen_rollback(struct master *, const char *why);
+void	gen_close_gone(struct master *);
+void	gen_timer_cb(struct ev_loop *, ev_timer *, int);
+
+void	worker_start(struct master *, unsigned gen, unsigned slot);
+void	worker_spawn(struct master *, struct worker *);
+void	worker_ready(struct master *, struct worker *);
+void	worker_signal(struct worker *, int sig);
+void	worker_drain(struct master *, struct worker *, int64_t timeout_ms);
+void	worker_exited(struct master *, struct worker *, int status);
+void	worker_timer_cb(struct ev_loop *, ev_timer *, int);
+void	worker_notify_cb(struct ev_loop *, ev_io *, int);
+void	describe_status(int status, char *buf, size_t len);
 
 #endif

@@ -136,9 +136,13 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	strvec_push_owned(&p->envp, xprintf("FUGUE_GENERATION=%u", gen));
 	strvec_push_owned(&p->envp, xprintf("FUGUE_MASTER_PID=%ld",
 	    (long)master));
-	if (notify_path)
+	if (notify_path) {
 		strvec_push_owned(&p->envp, xprintf("NOTIFY_SOCKET=%s",
 		    notify_path));
+		if (c->watchdog_ms > 0)
+			strvec_push_owned(&p->envp, xprintf("WATCHDOG_USEC=%lld",
+			    (long long)c->watchdog_ms * 1000));
+	}
 	/* Filled per worker: the slot here, the pid in the child. */
 	p->env_slot = xcalloc(1, sizeof("FUGUE_WORKER_ID=") + PID_DIGITS);
 	strvec_push_owned(&p->envp, p->env_slot);

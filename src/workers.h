@@ -21,6 +21,7 @@ struct worker {
 	unsigned	 gen;		/* FUGUE_GENERATION */
 	enum worker_state state;
 	bool		 exec_ok;	/* the exec-error pipe closed empty */
+	bool		 failed_start;	/* stopped for not getting ready */
 	ev_tstamp	 started;	/* fork time (ev_now) */
 	ev_tstamp	 ready_at;	/* 0 until ready */
 	ev_tstamp	 deadline;	/* drain: SIGKILL time */

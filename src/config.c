@@ -1,0 +1,1555 @@
+/*
+ * The configuration: an INI file read with inih through our own line reader,
+ * then command-line overrides, into a struct config. One table lists every
+ * key with its parser; every error is one line with its place.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <ini.h>
+#include <limits.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#define YEAR_MS		(365LL * 24 * 3600 * 1000)
+#define ID_MAX		4294967294UL	/* uid_t/gid_t; -1 means "keep" */
+#define FILE_MAX	(1024 * 1024)
+#define DURATION_HELP	"(250ms, 10s, 5m, 1h)"
+
+static char *
+dupn(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/* ---- value parsers ---- */
+
+int
+parse_uint(const char *s, unsigned long lo, unsigned long hi,
+    unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	/* strtoul alone would take a sign and leading blanks */
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+parse_duration(const char *s, int64_t *ms)
+{
+	uint64_t whole = 0, frac = 0, scale = 1, unit, total;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (whole > 100000000000ULL)	/* far above a year in ms */
+			return -1;
+		whole = whole * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '.') {
+		if (!isdigit((unsigned char)*++p))
+			return -1;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (scale < 1000000000) {	/* finer is noise */
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				scale *= 10;
+			}
+		}
+	}
+	if (strcmp(p, "ms") == 0)
+		unit = 1;
+	else if (strcmp(p, "s") == 0 || *p == '\0')
+		unit = 1000;
+	else if (strcmp(p, "m") == 0)
+		unit = 60 * 1000;
+	else if (strcmp(p, "h") == 0)
+		unit = 3600 * 1000;
+	else
+		return -1;
+	total = whole * unit + frac * unit / scale;
+	if (total > (uint64_t)YEAR_MS)
+		return -1;
+	*ms = (int64_t)total;
+	return 0;
+}
+
+void
+format_duration(int64_t ms, char *buf, size_t len)
+{
+	long long v = ms;
+	char *p;
+
+	if (v == 0)
+		snprintf(buf, len, "0s");
+	else if (v < 1000)
+		snprintf(buf, len, "%lldms", v);
+	else if (v % 3600000 == 0)
+		snprintf(buf, len, "%lldh", v / 3600000);
+	else if (v % 60000 == 0)
+		snprintf(buf, len, "%lldm", v / 60000);
+	else if (v % 1000 == 0)
+		snprintf(buf, len, "%llds", v / 1000);
+	else {
+		snprintf(buf, len, "%lld.%03lld", v / 1000, v % 1000);
+		p = buf + strlen(buf);
+		while (p > buf && p[-1] == '0')
+			*--p = '\0';
+		if ((size_t)(p - buf) + 1 < len)
+			strcpy(p, "s");
+	}
+}
+
+static const struct {
+	int		 sig;
+	const char	*name;
+} signals[] = {
+	{ SIGHUP, "HUP" }, { SIGINT, "INT" }, { SIGQUIT, "QUIT" },
+	{ SIGILL, "ILL" }, { SIGTRAP, "TRAP" }, { SIGABRT, "ABRT" },
+	{ SIGBUS, "BUS" }, { SIGFPE, "FPE" }, { SIGKILL, "KILL" },
+	{ SIGUSR1, "USR1" }, { SIGSEGV, "SEGV" }, { SIGUSR2, "USR2" },
+	{ SIGPIPE, "PIPE" }, { SIGALRM, "ALRM" }, { SIGTERM, "TERM" },
+	{ SIGSTKFLT, "STKFLT" }, { SIGCHLD, "CHLD" }, { SIGCONT, "CONT" },
+	{ SIGSTOP, "STOP" }, { SIGTSTP, "TSTP" }, { SIGTTIN, "TTIN" },
+	{ SIGTTOU, "TTOU" }, { SIGURG, "URG" }, { SIGXCPU, "XCPU" },
+	{ SIGXFSZ, "XFSZ" }, { SIGVTALRM, "VTALRM" }, { SIGPROF, "PROF" },
+	{ SIGWINCH, "WINCH" }, { SIGIO, "IO" }, { SIGPWR, "PWR" },
+	{ SIGSYS, "SYS" },
+};
+
+int
+parse_signal(const char *s, int *sig)
+{
+	unsigned long n;
+
+	if (isdigit((unsigned char)s[0])) {
+		if (parse_uint(s, 1, 64, &n) == -1)
+			return -1;
+		*sig = (int)n;
+		return 0;
+	}
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (size_t i = 0; i < nitems(signals); i++) {
+		if (strcasecmp(s, signals[i].name) == 0) {
+			*sig = signals[i].sig;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+signal_name(int sig)
+{
+	for (size_t i = 0; i < nitems(signals); i++)
+		if (signals[i].sig == sig)
+			return signals[i].name;
+	return "?";
+}
+
+int
+parse_mode(const char *s, int *mode)
+{
+	int v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '7')
+			return -1;
+		v = v * 8 + (*s - '0');
+		if (v > 07777)
+			return -1;
+	}
+	*mode = v;
+	return 0;
+}
+
+int
+parse_bool(const char *s, bool *b)
+{
+	static const char *yes[] = { "yes", "true", "on", "1" };
+	static const char *no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < nitems(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*b = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*b = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+split_command(const char *s, struct strvec *out, char *err, size_t len)
+{
+	struct strvec words = { NULL, 0 };
+	char *buf = xmalloc(strlen(s) + 1), *w = buf;
+	const char *p = s;
+	bool inword = false;
+
+	while (*p) {
+		if (isspace((unsigned char)*p)) {
+			if (inword) {
+				*w = '\0';
+				strvec_push(&words, buf);
+				w = buf;
+				inword = false;
+			}
+			p++;
+			continue;
+		}
+		inword = true;	/* also for "": an empty word */
+		if (*p == '\'') {
+			for (p++; *p && *p != '\''; )
+				*w++ = *p++;
+			if (*p++ != '\'')
+				goto unterminated;
+		} else if (*p == '"') {
+			for (p++; *p && *p != '"'; ) {
+				if (*p == '\\' && p[1] != '\0' &&
+				    strchr("\\\"$`", p[1]) != NULL)
+					p++;
+				*w++ = *p++;
+			}
+			if (*p++ != '"')
+				goto unterminated;
+		} else if (*p == '\\') {
+			if (p[1] == '\0') {
+				snprintf(err, len, "trailing backslash");
+				goto fail;
+			}
+			*w++ = p[1];
+			p += 2;
+		} else
+			*w++ = *p++;
+	}
+	if (inword) {
+		*w = '\0';
+		strvec_push(&words, buf);
+	}
+	free(buf);
+	if (words.n == 0) {
+		snprintf(err, len, "empty command");
+		return -1;
+	}
+	strvec_copy(out, &words);
+	strvec_clear(&words);
+	return 0;
+
+unterminated:
+	snprintf(err, len, "unterminated quote");
+fail:
+	free(buf);
+	strvec_clear(&words);
+	return -1;
+}
+
+/* ---- paths and addresses ---- */
+
+/* Drop "." components, doubled and trailing slashes; ".." stays, because
+ * resolving it lexically would be wrong across symlinks. */
+static void
+path_clean(char *path)
+{
+	char *r = path, *w = path;
+
+	while (*r) {
+		if (r[0] == '/' && r[1] == '/')
+			r++;
+		else if (r[0] == '/' && r[1] == '.' &&
+		    (r[2] == '/' || r[2] == '\0'))
+			r += 2;
+		else
+			*w++ = *r++;
+	}
+	if (w > path + 1 && w[-1] == '/')
+		w--;
+	if (w == path)
+		*w++ = '/';
+	*w = '\0';
+}
+
+/* Absolute against the current directory, so a reload or an upgrade after
+ * a chdir still finds the same file. NULL with err if there is no cwd. */
+static char *
+path_absolute(const char *p, char *err, size_t len)
+{
+	char *cwd, *abs;
+
+	if (p[0] == '/')
+		abs = xstrdup(p);
+	else {
+		if ((cwd = getcwd(NULL, 0)) == NULL) {
+			snprintf(err, len, "cannot find the current directory: %s",
+			    strerror(errno));
+			return NULL;
+		}
+		abs = xprintf("%s/%s", cwd, p);
+		free(cwd);
+	}
+	path_clean(abs);
+	return abs;
+}
+
+static int
+address_unix(const char *path, struct address *a, char *err, size_t len)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&a->sa;
+	char *abs;
+	size_t n;
+
+	if (*path == '\0') {
+		snprintf(err, len, "missing socket path after unix:");
+		return -1;
+	}
+	if ((abs = path_absolute(path, err, len)) == NULL)
+		return -1;
+	n = strlen(abs);
+	if (n >= sizeof(sun->sun_path)) {	/* never truncated */
+		snprintf(err, len, "socket path longer than %zu bytes",
+		    sizeof(sun->sun_path) - 1);
+		free(abs);
+		return -1;
+	}
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, abs, n + 1);
+	a->family = AF_UNIX;
+	a->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	snprintf(a->text, sizeof(a->text), "unix:%s", abs);
+	free(abs);
+	return 0;
+}
+
+/* Resolve host (a literal, or a name: IPv4 preferred) into a->sa. */
+static int
+address_host(const char *host, int family, struct address *a, char *err,
+    size_t len)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a->sa;
+	struct addrinfo hints, *res, *ai, *pick = NULL;
+	int r;
+
+	if (family != AF_INET6) {
+		/* inet_pton, not getaddrinfo, which takes "1.2" for 1.0.0.2 */
+		if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+			sin->sin_family = AF_INET;
+			a->family = AF_INET;
+			a->salen = sizeof(*sin);
+			return 0;
+		}
+		if (strspn(host, "0123456789.") == strlen(host)) {
+			snprintf(err, len, "bad IPv4 address \"%s\"", host);
+			return -1;
+		}
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = family == AF_INET6 ? AI_NUMERICHOST : 0;
+	if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+		if (family == AF_INET6)
+			snprintf(err, len, "bad IPv6 address \"%s\"", host);
+		else
+			snprintf(err, len, "cannot resolve \"%s\": %s", host,
+			    gai_strerror(r));
+		return -1;
+	}
+	for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET)
+			pick = ai;
+	for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET6)
+			pick = ai;
+	if (pick == NULL || pick->ai_addrlen > sizeof(a->sa)) {
+		freeaddrinfo(res);
+		snprintf(err, len, "no IPv4 or IPv6 address for \"%s\"", host);
+		return -1;
+	}
+	memcpy(&a->sa, pick->ai_addr, pick->ai_addrlen);
+	a->salen = pick->ai_addrlen;
+	a->family = pick->ai_family;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+address_inet(const char *s, struct address *a, char *err, size_t len)
+{
+	char host[NI_MAXHOST], num[NI_MAXHOST];
+	const char *port, *end;
+	unsigned long p;
+	size_t hlen;
+	int family = AF_UNSPEC;
+
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL) {
+			snprintf(err, len, "missing ']' after an IPv6 address");
+			return -1;
+		}
+		if (end[1] != ':') {
+			snprintf(err, len, end[1] == '\0' ? "missing port" :
+			    "expected ':' and a port after ']'");
+			return -1;
+		}
+		s++;
+		hlen = (size_t)(end - s);
+		port = end + 2;
+		family = AF_INET6;
+	} else {
+		if ((end = strrchr(s, ':')) == NULL) {
+			snprintf(err, len, "missing port%s",
+			    strspn(s, "0123456789") == strlen(s) ?
+			    " (\":PORT\" listens on every address)" : "");
+			return -1;
+		}
+		hlen = (size_t)(end - s);
+		if (memchr(s, ':', hlen) != NULL) {
+			snprintf(err, len, "an IPv6 address needs brackets, "
+			    "as in [::1]:8080");
+			return -1;
+		}
+		port = end + 1;
+	}
+	if (hlen >= sizeof(host)) {
+		snprintf(err, len, "host name too long");
+		return -1;
+	}
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (*port == '\0') {
+		snprintf(err, len, "missing port");
+		return -1;
+	}
+	if (strspn(port, "0123456789") != strlen(port)) {
+		snprintf(err, len, "bad port \"%s\"", port);
+		return -1;
+	}
+	if (parse_uint(port, 1, 65535, &p) == -1) {
+		snprintf(err, len, "port out of range (1 to 65535)");
+		return -1;
+	}
+	if (hlen == 0 && family == AF_UNSPEC) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&a->sa;
+
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		a->family = AF_INET;
+		a->salen = sizeof(*sin);
+	} else if (address_host(host, family, a, err, len) == -1)
+		return -1;
+	if (a->family == AF_INET)
+		((struct sockaddr_in *)&a->sa)->sin_port = htons((uint16_t)p);
+	else
+		((struct sockaddr_in6 *)&a->sa)->sin6_port = htons((uint16_t)p);
+	if (getnameinfo((struct sockaddr *)&a->sa, a->salen, num, sizeof(num),
+	    NULL, 0, NI_NUMERICHOST) != 0) {
+		snprintf(err, len, "cannot format the address");
+		return -1;
+	}
+	snprintf(a->text, sizeof(a->text), a->family == AF_INET6 ?
+	    "[%s]:%lu" : "%s:%lu", num, p);
+	return 0;
+}
+
+int
+parse_address(const char *s, struct address *a, char *err, size_t len)
+{
+	struct address n;
+	int r;
+
+	memset(&n, 0, sizeof(n));
+	if (strncmp(s, "unix:", 5) == 0)
+		r = address_unix(s + 5, &n, err, len);
+	else
+		r = address_inet(s, &n, err, len);
+	if (r == 0)
+		*a = n;
+	return r;
+}
+
+/* ---- the keys ---- */
+
+struct key;
+typedef int	setter(struct config *, const struct key *, const char *,
+		    char *, size_t);
+
+struct key {
+	const char	*section;
+	const char	*name;
+	setter		*set;
+	size_t		 off;		/* the field, for the generic setters */
+	long long	 lo, hi;	/* ranges of numbers, modes, durations */
+	bool		 repeatable;
+};
+
+#define FIELD(c, k, type)	((type *)(void *)((char *)(c) + (k)->off))
+
+static int
+set_path(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	char **f = FIELD(c, k, char *), *p;
+
+	if ((p = path_absolute(v, err, len)) == NULL)
+		return -1;
+	free(*f);
+	*f = p;
+	return 0;
+}
+
+static int
+set_word(const char *v, const char *const *words, int *out, char *err,
+    size_t len, const char *expected)
+{
+	for (int i = 0; words[i] != NULL; i++) {
+		if (strcmp(v, words[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	snprintf(err, len, "expected %s, got \"%s\"", expected, v);
+	return -1;
+}
+
+static int
+set_log_level(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	/* in enum log_level order */
+	static const char *const words[] =
+	    { "error", "warn", "info", "debug", NULL };
+
+	(void)k;
+	return set_word(v, words, &c->log_level, err, len,
+	    "error, warn, info or debug");
+}
+
+static int
+set_subreaper(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	bool b;
+
+	(void)k;
+	if (strcmp(v, "auto") == 0)
+		c->subreaper = SUBREAPER_AUTO;
+	else if (parse_bool(v, &b) == 0)
+		c->subreaper = b ? SUBREAPER_YES : SUBREAPER_NO;
+	else {
+		snprintf(err, len, "expected yes, no or auto, got \"%s\"", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_address(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	struct address a;
+	char why[200];
+
+	(void)k;
+	if (parse_address(v, &a, why, sizeof(why)) == -1) {
+		snprintf(err, len, "bad address \"%s\": %s", v, why);
+		return -1;
+	}
+	/* canonical text: "localhost:80" and "127.0.0.1:80" are one */
+	for (size_t i = 0; i < c->nlisten; i++) {
+		if (strcmp(c->listen[i].text, a.text) == 0) {
+			snprintf(err, len, "duplicate address %s", a.text);
+			return -1;
+		}
+	}
+	c->listen = xrealloc(c->listen, (c->nlisten + 1) * sizeof(a));
+	c->listen[c->nlisten++] = a;
+	return 0;
+}
+
+static int
+get_number(const struct key *k, const char *v, unsigned long *n, char *err,
+    size_t len)
+{
+	if (parse_uint(v, (unsigned long)k->lo, (unsigned long)k->hi, n) == 0)
+		return 0;
+	snprintf(err, len, "expected an integer from %lld to %lld, got \"%s\"",
+	    k->lo, k->hi, v);
+	return -1;
+}
+
+static int
+set_int(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	unsigned long n;
+
+	if (get_number(k, v, &n, err, len) == -1)
+		return -1;
+	*FIELD(c, k, int) = (int)n;
+	return 0;
+}
+
+static int
+set_unsigned(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	unsigned long n;
+
+	if (get_number(k, v, &n, err, len) == -1)
+		return -1;
+	*FIELD(c, k, unsigned) = (unsigned)n;
+	return 0;
+}
+
+static int
+set_mode(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	int m;
+
+	if (parse_mode(v, &m) == -1 || m > k->hi) {
+		snprintf(err, len, "expected an octal mode from 0 to %#llo, "
+		    "got \"%s\"", k->hi, v);
+		return -1;
+	}
+	*FIELD(c, k, int) = m;
+	return 0;
+}
+
+static int
+lookup_user(const char *v, struct passwd **pw)
+{
+	unsigned long id;
+
+	errno = 0;
+	if (parse_uint(v, 0, ID_MAX, &id) == 0)
+		*pw = getpwuid((uid_t)id);
+	else
+		*pw = getpwnam(v);
+	return *pw == NULL ? -1 : 0;
+}
+
+static int
+lookup_group(const char *v, struct group **gr)
+{
+	unsigned long id;
+
+	errno = 0;
+	if (parse_uint(v, 0, ID_MAX, &id) == 0)
+		*gr = getgrgid((gid_t)id);
+	else
+		*gr = getgrnam(v);
+	return *gr == NULL ? -1 : 0;
+}
+
+/* "user", "user:group", ":group", numbers or names. A number needs no
+ * entry in the user database: it is only passed to chown. */
+static int
+set_socket_owner(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	const char *colon = strchr(v, ':');
+	char *user = dupn(v, colon ? (size_t)(colon - v) : strlen(v));
+	struct passwd *pw;
+	struct group *gr;
+	unsigned long id;
+
+	(void)k;
+	if (*user != '\0') {
+		if (parse_uint(user, 0, ID_MAX, &id) == 0)
+			uid = (uid_t)id;
+		else if (lookup_user(user, &pw) == 0)
+			uid = pw->pw_uid;
+		else {
+			snprintf(err, len, "unknown user \"%s\"", user);
+			goto fail;
+		}
+	}
+	if (colon != NULL) {
+		if (colon[1] == '\0') {
+			snprintf(err, len, "missing group after ':' in \"%s\"",
+			    v);
+			goto fail;
+		}
+		if (parse_uint(colon + 1, 0, ID_MAX, &id) == 0)
+			gid = (gid_t)id;
+		else if (lookup_group(colon + 1, &gr) == 0)
+			gid = gr->gr_gid;
+		else {
+			snprintf(err, len, "unknown group \"%s\"", colon + 1);
+			goto fail;
+		}
+	} else if (*user == '\0') {
+		snprintf(err, len, "expected user, user:group or :group");
+		goto fail;
+	}
+	free(user);
+	free(c->socket_owner);
+	c->socket_owner = xstrdup(v);
+	c->socket_uid = uid;
+	c->socket_gid = gid;
+	return 0;
+fail:
+	free(user);
+	return -1;
+}
+
+static int
+set_command(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	struct strvec words = { NULL, 0 };
+
+	(void)k;
+	if (split_command(v, &words, err, len) == -1)
+		return -1;
+	free(c->command);
+	c->command = xstrdup(v);
+	strvec_clear(&c->argv);
+	c->argv = words;
+	return 0;
+}
+
+static int
+set_user(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	struct passwd *pw;
+
+	(void)k;
+	if (lookup_user(v, &pw) == -1) {
+		snprintf(err, len, "unknown user \"%s\"", v);
+		return -1;
+	}
+	c->uid = pw->pw_uid;
+	if (c->group == NULL)	/* gid is the group's once group is set */
+		c->gid = pw->pw_gid;
+	free(c->user_home);
+	c->user_home = xstrdup(pw->pw_dir);
+	free(c->user);
+	c->user = xstrdup(v);
+	return 0;
+}
+
+static int
+set_group(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	struct group *gr;
+
+	(void)k;
+	if (lookup_group(v, &gr) == -1) {
+		snprintf(err, len, "unknown group \"%s\"", v);
+		return -1;
+	}
+	c->gid = gr->gr_gid;
+	free(c->group);
+	c->group = xstrdup(v);
+	return 0;
+}
+
+/* Variables fugue sets for every worker itself. */
+static bool
+env_reserved(const char *name, size_t n)
+{
+	static const char *const names[] = { "LISTEN_FDS", "LISTEN_PID",
+	    "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID" };
+
+	if (n >= 6 && strncmp(name, "FUGUE_", 6) == 0)
+		return true;
+	for (size_t i = 0; i < nitems(names); i++)
+		if (strlen(names[i]) == n && strncmp(name, names[i], n) == 0)
+			return true;
+	return false;
+}
+
+static int
+set_env(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	size_t n = strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_");
+
+	(void)k;
+	if (n == 0 || v[n] != '=' || isdigit((unsigned char)v[0])) {
+		snprintf(err, len, "expected NAME=value (NAME of letters, digits "
+		    "and _, not starting with a digit), got \"%s\"", v);
+		return -1;
+	}
+	if (env_reserved(v, n)) {
+		snprintf(err, len, "%.*s is set by fugue itself", (int)n, v);
+		return -1;
+	}
+	/* the last value of a name wins, so the command line overrides */
+	for (size_t i = 0; i < c->env.n; i++) {
+		if (strncmp(c->env.v[i], v, n + 1) == 0) {
+			free(c->env.v[i]);
+			c->env.v[i] = xstrdup(v);
+			return 0;
+		}
+	}
+	strvec_push(&c->env, v);
+	return 0;
+}
+
+static int
+set_bool(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	if (parse_bool(v, FIELD(c, k, bool)) == -1) {
+		snprintf(err, len, "expected yes or no, got \"%s\"", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_signal(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	if (parse_signal(v, FIELD(c, k, int)) == -1) {
+		snprintf(err, len, "expected a signal name or number (TERM, "
+		    "SIGTERM, 15), got \"%s\"", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+get_duration(const struct key *k, const char *v, int64_t *ms, char *err,
+    size_t len)
+{
+	char lo[32];
+
+	if (parse_duration(v, ms) == -1) {
+		snprintf(err, len, "expected a duration %s, got \"%s\"",
+		    DURATION_HELP, v);
+		return -1;
+	}
+	if (*ms < k->lo) {
+		format_duration(k->lo, lo, sizeof(lo));
+		if (k->lo == 1)
+			snprintf(err, len, "expected a duration of more than 0, "
+			    "got \"%s\"", v);
+		else
+			snprintf(err, len, "expected a duration of at least %s, "
+			    "got \"%s\"", lo, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_duration(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	return get_duration(k, v, FIELD(c, k, int64_t), err, len);
+}
+
+static int
+set_ready(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	int64_t ms;
+
+	if (strcmp(v, "notify") == 0) {
+		c->ready_notify = true;
+		return 0;
+	}
+	if (parse_duration(v, &ms) == -1) {
+		snprintf(err, len, "expected notify or a duration %s, got \"%s\"",
+		    DURATION_HELP, v);
+		return -1;
+	}
+	(void)k;
+	c->ready_notify = false;
+	c->ready_ms = ms;
+	return 0;
+}
+
+#define F(field)	offsetof(struct config, field)
+#define M	"master"
+#define L	"listen"
+#define W	"worker"
+
+static const struct key keys[] = {
+	{ M, "pid_file",	set_path, F(pid_file), 0, 0, false },
+	{ M, "log_file",	set_path, F(log_file), 0, 0, false },
+	{ M, "master_log_file",	set_path, F(master_log_file), 0, 0, false },
+	{ M, "log_level",	set_log_level, 0, 0, 0, false },
+	{ M, "control_socket",	set_path, F(control_socket), 0, 0, false },
+	{ M, "runtime_dir",	set_path, F(runtime_dir), 0, 0, false },
+	{ M, "subreaper",	set_subreaper, 0, 0, 0, false },
+	{ L, "address",		set_address, 0, 0, 0, true },
+	{ L, "backlog",		set_int, F(backlog), 1, 65535, false },
+	{ L, "socket_mode",	set_mode, F(socket_mode), 0, 07777, false },
+	{ L, "socket_owner",	set_socket_owner, 0, 0, 0, false },
+	{ W, "command",		set_command, 0, 0, 0, false },
+	{ W, "count",		set_unsigned, F(count), 0, 10000, false },
+	{ W, "user",		set_user, 0, 0, 0, false },
+	{ W, "group",		set_group, 0, 0, 0, false },
+	{ W, "working_dir",	set_path, F(working_dir), 0, 0, false },
+	{ W, "umask",		set_mode, F(umask), 0, 0777, false },
+	{ W, "env",		set_env, 0, 0, 0, true },
+	{ W, "clear_env",	set_bool, F(clear_env), 0, 0, false },
+	{ W, "stop_signal",	set_signal, F(stop_signal), 0, 0, false },
+	{ W, "kill_timeout",	set_duration, F(kill_timeout_ms), 0, 0, false },
+	{ W, "ready",		set_ready, 0, 0, 0, false },
+	{ W, "ready_timeout",	set_duration, F(ready_timeout_ms), 1, 0, false },
+	{ W, "watchdog",	set_duration, F(watchdog_ms), 0, 0, false },
+	{ W, "master_death_signal", set_signal, F(master_death_signal), 0, 0,
+	    false },
+	{ W, "restart_delay_max", set_duration, F(restart_delay_max_ms), 100, 0,
+	    false },
+	{ W, "log_raw",		set_bool, F(log_raw), 0, 0, false },
+};
+#define NKEYS	nitems(keys)
+
+static const char *const sections[] = { M, L, W };
+
+#undef F
+#undef M
+#undef L
+#undef W
+
+/* ---- errors and suggestions ---- */
+
+/* One line per error, whatever a value held. */
+static void __attribute__((format(printf, 2, 3)))
+add_error(struct errlist *errs, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r == -1) {
+		errlist_add(errs, "out of memory");
+		return;
+	}
+	for (char *p = s; *p; p++)
+		if (iscntrl((unsigned char)*p))
+			*p = *p == '\t' ? ' ' : '?';
+	errlist_add(errs, "%s", s);
+	free(s);
+}
+
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[65], diag, up, best;
+
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			up = row[j];
+			best = diag + (tolower((unsigned char)a[i - 1]) !=
+			    tolower((unsigned char)b[j - 1]));
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static bool
+section_known(const char *s)
+{
+	for (size_t i = 0; i < nitems(sections); i++)
+		if (strcmp(s, sections[i]) == 0)
+			return true;
+	return false;
+}
+
+static const struct key *
+key_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if ((section == NULL || strcmp(keys[i].section, section) == 0) &&
+		    strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* " (did you mean ...?)" for an unknown key, or "". The same name in
+ * another section first, then the closest name, this section first. */
+static void
+key_hint(const char *section, const char *name, char *buf, size_t len)
+{
+	const struct key *k = key_find(NULL, name), *best = NULL;
+	size_t d, bestd = 3;
+
+	for (int pass = 0; k == NULL && pass < 2; pass++) {
+		for (size_t i = 0; i < NKEYS; i++) {
+			if ((strcmp(keys[i].section, section) == 0) != (pass == 0))
+				continue;
+			if ((d = distance(name, keys[i].name)) < bestd) {
+				bestd = d;
+				best = &keys[i];
+			}
+		}
+		k = best;
+	}
+	if (k == NULL)
+		buf[0] = '\0';
+	else if (strcmp(k->section, section) == 0)
+		snprintf(buf, len, " (did you mean %s?)", k->name);
+	else
+		snprintf(buf, len, " (did you mean [%s] %s?)", k->section,
+		    k->name);
+}
+
+static void
+section_hint(const char *section, char *buf, size_t len)
+{
+	const char *best = NULL;
+	size_t d, bestd = 3;
+
+	for (size_t i = 0; i < nitems(sections); i++) {
+		if ((d = distance(section, sections[i])) < bestd) {
+			bestd = d;
+			best = sections[i];
+		}
+	}
+	if (best != NULL)
+		snprintf(buf, len, " (did you mean [%s]?)", best);
+	else
+		snprintf(buf, len, " (sections: [master], [listen], [worker])");
+}
+
+static int
+key_apply(struct config *c, const struct key *k, const char *value,
+    const char *where, struct errlist *errs)
+{
+	char err[1024];
+
+	if (*value == '\0')
+		snprintf(err, sizeof(err), "missing value");
+	else if (k->set(c, k, value, err, sizeof(err)) == 0)
+		return 0;
+	add_error(errs, "%s: [%s] %s: %s", where, k->section, k->name, err);
+	return EX_CONFIG_;
+}
+
+/* ---- reading a file ---- */
+
+enum line_kind { LINE_SKIP, LINE_KEY, LINE_CONT, LINE_SECTION, LINE_BAD };
+
+struct load {
+	struct config	*c;
+	struct errlist	*errs;
+	const char	*file;		/* as given, for messages */
+	const char	*buf;		/* the whole file */
+	size_t		 len, pos;
+	int		 lineno;
+	enum line_kind	 kind;		/* of the line inih is on */
+	bool		 cut;		/* that line has a quoted " ;" */
+	char		*section;	/* as the reader saw it */
+	char		*name;		/* inih's prev_name: what continues */
+	/* The value being assembled, applied once no line continues it. */
+	bool		 pend;
+	bool		 pend_bad;	/* already reported: do not apply */
+	int		 pend_line;
+	char		*pend_section;
+	char		*pend_name;
+	char		*pend_value;
+	int		 first[NKEYS];	/* line where each key was set */
+};
+
+/* inih's rule: a ';' that follows white space starts a comment. With
+ * chars, stop at any of them too. */
+static char *
+find_comment(const char *s, const char *chars)
+{
+	for (const char *p = s; *p; p++) {
+		if (chars != NULL && strchr(chars, *p) != NULL)
+			return (char *)p;
+		if (*p == ';' && p > s && isspace((unsigned char)p[-1]))
+			return (char *)p;
+	}
+	return (char *)s + strlen(s);
+}
+
+static void
+rstrip(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+}
+
+/* Is the first comment on this raw value inside quotes (split_command's
+ * quoting rules)? inih would cut the value there. */
+static bool
+quoted_comment(const char *s)
+{
+	char q = 0;
+
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		if (s[i] == ';' && i > 0 && isspace((unsigned char)s[i - 1]))
+			return q != 0;
+		if (q == '\'') {
+			if (s[i] == '\'')
+				q = 0;
+		} else if (q == '"') {
+			if (s[i] == '\\' && s[i + 1] != '\0' &&
+			    strchr("\\\"$`", s[i + 1]) != NULL)
+				i++;	/* never a cut: follows '\' */
+			else if (s[i] == '"')
+				q = 0;
+		} else if (s[i] == '\\' && s[i + 1] != '\0')
+			i++;
+		else if (s[i] == '\'' || s[i] == '"')
+			q = s[i];
+	}
+	return false;
+}
+
+static void
+load_apply(struct load *l)
+{
+	const struct key *k;
+	char where[PATH_MAX + 32], hint[128];
+	const char *sec = l->pend_section, *name = l->pend_name;
+
+	snprintf(where, sizeof(where), "%s:%d", l->file, l->pend_line);
+	if (*name == '\0') {
+		add_error(l->errs, "%s: missing key name before '='", where);
+		return;
+	}
+	if (*sec == '\0') {
+		key_hint("", name, hint, sizeof(hint));
+		add_error(l->errs, "%s: %s: key outside any section%s", where,
+		    name, hint);
+		return;
+	}
+	if (!section_known(sec))
+		return;		/* reported at the section's line */
+	if ((k = key_find(sec, name)) == NULL) {
+		key_hint(sec, name, hint, sizeof(hint));
+		add_error(l->errs, "%s: [%s] %s: unknown key%s", where, sec,
+		    name, hint);
+		return;
+	}
+	if (!k->repeatable && l->first[k - keys] != 0) {
+		add_error(l->errs, "%s: [%s] %s: already set on line %d", where,
+		    sec, name, l->first[k - keys]);
+		return;
+	}
+	l->first[k - keys] = l->pend_line;
+	key_apply(l->c, k, l->pend_value, where, l->errs);
+}
+
+static void
+load_flush(struct load *l)
+{
+	if (!l->pend)
+		return;
+	if (!l->pend_bad)
+		load_apply(l);
+	l->pend = false;
+	free(l->pend_section);
+	free(l->pend_name);
+	free(l->pend_value);
+	l->pend_section = l->pend_name = l->pend_value = NULL;
+}
+
+static void
+load_cut_error(struct load *l)
+{
+	add_error(l->errs, "%s:%d: %s%s%s%s: a ';' after white space starts a "
+	    "comment, even inside quotes; the value would be cut there",
+	    l->file, l->lineno, *l->section ? "[" : "", l->section,
+	    *l->section ? "] " : "", l->name);
+}
+
+/*
+ * Sort a raw line as inih will (comment, continuation, section, key or
+ * junk), so that the handler knows its line and whether it continues a
+ * value, and report what inih reports only as a number.
+ */
+static void
+load_classify(struct load *l, char *s)
+{
+	char *start = s, *end, *p;
+	char hint[128];
+
+	while (isspace((unsigned char)*start))
+		start++;
+	rstrip(start);
+	l->kind = LINE_SKIP;
+	l->cut = false;
+	if (*start == '\0' || *start == ';' || *start == '#')
+		return;		/* blank lines do not end a value in inih */
+	if (l->name != NULL && start > s) {
+		l->kind = LINE_CONT;
+		if ((l->cut = quoted_comment(start)))
+			load_cut_error(l);
+		return;
+	}
+	load_flush(l);
+	if (*start == '[') {
+		end = find_comment(start + 1, "]");
+		if (*end != ']') {
+			l->kind = LINE_BAD;
+			add_error(l->errs, "%s:%d: missing ']' in \"%s\"",
+			    l->file, l->lineno, start);
+			return;
+		}
+		l->kind = LINE_SECTION;
+		free(l->section);
+		l->section = dupn(start + 1, (size_t)(end - start - 1));
+		free(l->name);
+		l->name = NULL;
+		for (p = end + 1; isspace((unsigned char)*p); p++)
+			;
+		if (*p != '\0' && *p != ';' && *p != '#')
+			add_error(l->errs, "%s:%d: unexpected text after [%s]",
+			    l->file, l->lineno, l->section);
+		if (!section_known(l->section)) {
+			section_hint(l->section, hint, sizeof(hint));
+			add_error(l->errs, "%s:%d: [%s]: unknown section%s",
+			    l->file, l->lineno, l->section, hint);
+		}
+		return;
+	}
+	end = find_comment(start, "=:");
+	if (*end != '=' && *end != ':') {
+		l->kind = LINE_BAD;
+		*end = '\0';
+		rstrip(start);
+		add_error(l->errs, "%s:%d: expected \"key = value\" or "
+		    "\"[section]\", got \"%s\"", l->file, l->lineno, start);
+		return;
+	}
+	l->kind = LINE_KEY;
+	for (p = end; p > start && isspace((unsigned char)p[-1]); p--)
+		;
+	free(l->name);
+	l->name = p > start ? dupn(start, (size_t)(p - start)) : NULL;
+	if ((l->cut = quoted_comment(end + 1)) && l->name != NULL)
+		load_cut_error(l);
+}
+
+/* inih's fgets: one line per call, counted, checked, never cut. */
+static char *
+load_reader(char *str, int num, void *stream)
+{
+	struct load *l = stream;
+	const char *p, *nl;
+	size_t n;
+
+	if (l->pos >= l->len || num < 2)
+		return NULL;
+	p = l->buf + l->pos;
+	nl = memchr(p, '\n', l->len - l->pos);
+	n = nl != NULL ? (size_t)(nl - p) : l->len - l->pos;
+	l->pos += n + (nl != NULL);
+	l->lineno++;
+	if (l->lineno == 1 && n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+		p += 3;		/* a UTF-8 byte order mark */
+		n -= 3;
+	}
+	l->kind = LINE_SKIP;
+	if (memchr(p, '\0', n) != NULL) {
+		add_error(l->errs, "%s:%d: NUL byte in line", l->file,
+		    l->lineno);
+		n = 0;
+	} else if (n + 2 > (size_t)num) {
+		/* inih would cut it and take the rest for the next line;
+		 * an empty line keeps the following numbers right */
+		add_error(l->errs, "%s:%d: line too long (%zu characters, at "
+		    "most %d)", l->file, l->lineno, n, num - 2);
+		n = 0;
+	} else {
+		memcpy(str, p, n);
+		str[n] = '\0';
+		load_classify(l, str);
+		memcpy(str, p, n);	/* classify may have cut it */
+	}
+	str[n] = '\n';
+	str[n + 1] = '\0';
+	return str;
+}
+
+static int
+load_handler(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct load *l = user;
+	char *v, *joined;
+
+	if (l->kind == LINE_CONT && l->pend) {
+		/* Some inih versions keep the comment on continuation
+		 * lines: cut it as on the first line. */
+		v = xstrdup(value);
+		*find_comment(v, NULL) = '\0';
+		rstrip(v);
+		if (*v != '\0') {
+			joined = *l->pend_value ? xprintf("%s %s",
+			    l->pend_value, v) : xstrdup(v);
+			free(l->pend_value);
+			l->pend_value = joined;
+		}
+		free(v);
+		l->pend_bad |= l->cut;
+		return 1;
+	}
+	load_flush(l);
+	l->pend = true;
+	l->pend_bad = l->cut;
+	l->pend_line = l->lineno;
+	l->pend_section = xstrdup(l->kind == LINE_KEY ? l->section : section);
+	l->pend_name = xstrdup(l->kind == LINE_KEY && l->name ? l->name : name);
+	l->pend_value = xstrdup(value);
+	return 1;
+}
+
+int
+config_load(struct config *c, const char *path, struct errlist *errs)
+{
+	struct load l;
+	char *buf = NULL, err[256];
+	size_t len = 0, n;
+	size_t nerr = errs->n;
+	FILE *f;
+	int r, saved;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		add_error(errs, "%s: cannot open: %s", path, strerror(errno));
+		return EX_NOINPUT_;
+	}
+	buf = xmalloc(FILE_MAX + 1);
+	while ((n = fread(buf + len, 1, FILE_MAX + 1 - len, f)) > 0)
+		len += n;
+	saved = errno;
+	if (ferror(f) || len > FILE_MAX) {
+		add_error(errs, "%s: cannot read: %s", path, ferror(f) ?
+		    strerror(saved) : "larger than 1 MiB");
+		fclose(f);
+		free(buf);
+		return EX_NOINPUT_;
+	}
+	fclose(f);
+
+	free(c->path);
+	if ((c->path = path_absolute(path, err, sizeof(err))) == NULL)
+		c->path = xstrdup(path);
+
+	memset(&l, 0, sizeof(l));
+	l.c = c;
+	l.errs = errs;
+	l.file = path;
+	l.buf = buf;
+	l.len = len;
+	l.section = xstrdup("");
+	r = ini_parse_stream(load_reader, &l, load_handler, &l);
+	load_flush(&l);
+	if (r != 0 && errs->n == nerr)	/* inih saw what we did not */
+		add_error(errs, "%s:%d: syntax error", path, r);
+	free(l.section);
+	free(l.name);
+	free(buf);
+	return errs->n > nerr ? EX_CONFIG_ : 0;
+}
+
+/* ---- the rest of the API ---- */
+
+int
+config_set(struct config *c, const char *section, const char *key,
+    const char *value, const char *where, struct errlist *errs)
+{
+	const struct key *k;
+	char hint[128];
+
+	if (section == NULL)
+		section = config_key_section(key);
+	if (section == NULL || (k = key_find(section, key)) == NULL) {
+		key_hint(section ? section : "", key, hint, sizeof(hint));
+		if (section != NULL)
+			add_error(errs, "%s: [%s] %s: unknown key%s", where,
+			    section, key, hint);
+		else
+			add_error(errs, "%s: %s: unknown key%s", where, key,
+			    hint);
+		return EX_CONFIG_;
+	}
+	return key_apply(c, k, value ? value : "", where, errs);
+}
+
+const char *
+config_key_section(const char *key)
+{
+	const struct key *k = key_find(NULL, key);
+
+	return k ? k->section : NULL;
+}
+
+/* Only the repeatable keys: the others are replaced by a set anyway. */
+void
+config_reset_key(struct config *c, const char *key)
+{
+	if (strcmp(key, "address") == 0) {
+		free(c->listen);
+		c->listen = NULL;
+		c->nlisten = 0;
+	} else if (strcmp(key, "env") == 0)
+		strvec_clear(&c->env);
+}
+
+/*
+ * Credentials for spawn: with user, uid is the user's and gid the group's
+ * (or the user's primary one), groups its getgrouplist(). With group but
+ * no user, uid stays (uid_t)-1 (fugue's own is kept) and groups holds only
+ * gid, so no supplementary group of fugue's (root's) leaks to the workers.
+ * With neither, uid and gid are -1 and groups is empty: nothing changes.
+ */
+static int
+validate_groups(struct config *c, const char *where, struct errlist *errs)
+{
+	struct passwd *pw;
+	char *name;
+	int n = 16;
+
+	free(c->groups);
+	c->groups = NULL;
+	c->ngroups = 0;
+	if (c->user == NULL) {
+		if (c->group != NULL) {
+			c->groups = xmalloc(sizeof(gid_t));
+			c->groups[0] = c->gid;
+			c->ngroups = 1;
+		}
+		return 0;
+	}
+	if ((pw = getpwuid(c->uid)) == NULL) {
+		add_error(errs, "%s: [worker] user: unknown user \"%s\"", where,
+		    c->user);
+		return -1;
+	}
+	name = xstrdup(pw->pw_name);
+	for (;;) {
+		int want = n;
+
+		c->groups = xrealloc(c->groups, (size_t)n * sizeof(gid_t));
+		if (getgrouplist(name, c->gid, c->groups, &n) != -1)
+			break;
+		/* glibc says how many it needs; others may not */
+		n = n > want ? n : want * 2;
+	}
+	c->ngroups = n;
+	free(name);
+	return 0;
+}
+
+int
+config_validate(struct config *c, bool daemonize, struct errlist *errs)
+{
+	const char *where = c->path ? c->path : "command line";
+	size_t nerr = errs->n;
+
+	if (c->argv.n == 0)
+		add_error(errs, "%s: [worker] command: missing", where);
+	/* count = 0 runs nothing, so it needs no socket either */
+	if (c->nlisten == 0 && c->count > 0)
+		add_error(errs, "%s: [listen] address: missing", where);
+	if (c->watchdog_ms > 0 && !c->ready_notify)
+		add_error(errs, "%s: [worker] watchdog: needs ready = notify",
+		    where);
+	if (daemonize && c->log_file == NULL)
+		add_error(errs, "%s: -d needs [master] log_file (a daemon has "
+		    "no stderr)", where);
+	validate_groups(c, where, errs);
+	return errs->n > nerr ? EX_CONFIG_ : 0;
+}
+
+void
+config_init(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->log_level = LVL_INFO;
+	c->subreaper = SUBREAPER_AUTO;
+	c->backlog = 1024;
+	c->socket_mode = -1;
+	c->socket_uid = (uid_t)-1;
+	c->socket_gid = (gid_t)-1;
+	c->count = 1;
+	c->uid = (uid_t)-1;
+	c->gid = (gid_t)-1;
+	c->umask = -1;
+	c->stop_signal = SIGTERM;
+	c->kill_timeout_ms = 30 * 1000;
+	c->ready_ms = 1000;
+	c->ready_timeout_ms = 60 * 1000;
+	c->master_death_signal = SIGTERM;
+	c->restart_delay_max_ms = 30 * 1000;
+}
+
+void
+config_free(struct config *c)
+{
+	free(c->path);
+	free(c->pid_file);
+	free(c->log_file);
+	free(c->master_log_file);
+	free(c->control_socket);
+	free(c->runtime_dir);
+	free(c->listen);
+	free(c->socket_owner);
+	free(c->command);
+	strvec_clear(&c->argv);
+	free(c->user);
+	free(c->group);
+	free(c->groups);
+	free(c->user_home);
+	free(c->working_dir);
+	strvec_clear(&c->env);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,344 @@
+/*
+ * Generations: the listeners a configuration asks for (kept when the address
+ * stayed, bound when new, closed once unused), the spawn plan, and the
+ * reload that starts a new generation and commits or rolls it back.
+ */
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "logging.h"
+#include "master.h"
+#include "notify.h"
+#include "pidfile.h"
+
+extern char **environ;
+
+void
+gen_free(struct generation *g)
+{
+	spawn_plan_free(&g->plan);
+	config_free(&g->cfg);
+	free(g->ls);
+	free(g->bound);
+	free(g->fds);
+	free(g->fdnames);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Close the listeners bound for g alone (a rolled-back master_reload). */
+void
+gen_close_bound(struct generation *g)
+{
+	for (size_t i = 0; i < g->nls; i++)
+		if (g->bound[i])
+			listen_close(&g->ls[i], true);
+}
+
+/*
+ * The listeners of g's configuration: an address prev already has keeps
+ * its socket (never re-bound, so no queued connection is lost); the others
+ * are bound now, all or nothing.
+ */
+int
+gen_bind(struct generation *g, const struct generation *prev, char *err,
+    size_t len)
+{
+	const struct config *c = &g->cfg;
+	size_t i, j, off = 0, cap;
+	int r;
+
+	g->ls = xcalloc(c->nlisten, sizeof(*g->ls));
+	g->bound = xcalloc(c->nlisten, sizeof(*g->bound));
+	g->fds = xcalloc(c->nlisten, sizeof(*g->fds));
+	cap = c->nlisten * (ADDRESS_TEXT_MAX + 1) + 1;
+	g->fdnames = xcalloc(1, cap);
+	for (i = 0; i < c->nlisten; i++) {
+		for (j = 0; prev && j < prev->nls; j++)
+			if (strcmp(prev->ls[j].addr.text,
+			    c->listen[i].text) == 0)
+				break;
+		if (prev && j < prev->nls)
+			g->ls[i] = prev->ls[j];
+		else {
+			r = listen_open(&g->ls[i], &c->listen[i], c->backlog,
+			    c->socket_mode, c->socket_uid, c->socket_gid, err,
+			    len);
+			if (r != 0) {
+				g->nls = i;
+				gen_close_bound(g);
+				return r;
+			}
+			g->bound[i] = true;
+			log_info("listening on %s", c->listen[i].text);
+		}
+		g->fds[i] = g->ls[i].fd;
+		g->nls = i + 1;
+		if (i)
+			g->fdnames[off++] = ':';
+		listen_fdname(&c->listen[i], g->fdnames + off, cap - off);
+		off += strlen(g->fdnames + off);
+	}
+	return 0;
+}
+
+int
+master_bind(struct master *m, char *err, size_t len)
+{
+	return gen_bind(&m->cur, NULL, err, len);
+}
+
+/* fugue's own NOTIFY_SOCKET for workers, made when a generation wants it;
+ * it belongs to the workers' user so that they can send to it. */
+static int
+notify_prepare(struct master *m, const struct config *c, char *err,
+    size_t len)
+{
+	const char *dir = c->runtime_dir;
+	uid_t uid = c->user ? c->uid : (uid_t)-1;
+	gid_t gid = c->user || c->group ? c->gid : (gid_t)-1;
+
+	if (!c->ready_notify)
+		return 0;
+	if (m->notify_fd != -1) {
+		if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+		    chown(m->notify_path, uid, gid) == -1) {
+			snprintf(err, len, "notify socket %s: %s",
+			    m->notify_path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (dir == NULL && (dir = getenv("RUNTIME_DIRECTORY")) == NULL &&
+	    (dir = getenv("XDG_RUNTIME_DIR")) == NULL)
+		dir = "/tmp";
+	free(m->notify_path);
+	m->notify_path = xprintf("%s/fugue-%ld.notify", dir, (long)m->pid);
+	if ((m->notify_fd = notify_open(m->notify_path, uid, gid, err,
+	    len)) == -1)
+		return -1;
+	ev_io_init(&m->notify_io, worker_notify_cb, m->notify_fd, EV_READ);
+	m->notify_io.data = m;
+	ev_io_start(m->loop, &m->notify_io);
+	return 0;
+}
+
+int
+gen_plan(struct master *m, struct generation *g, char *err, size_t len)
+{
+	if (notify_prepare(m, &g->cfg, err, len) == -1)
+		return -1;
+	if (spawn_plan_build(&g->plan, &g->cfg, environ, g->fds, (int)g->nls,
+	    g->fdnames, g->id, m->pid, g->cfg.ready_notify ? m->notify_path :
+	    NULL, err, len) == -1)
+		return -1;
+	g->plan.devnull = m->devnull;
+	return 0;
+}
+
+struct generation *
+gen_of(struct master *m, const struct worker *w)
+{
+	return w->gen == m->next.id && m->next.id ? &m->next : &m->cur;
+}
+
+/* Listeners that left the config close once no old worker uses them. */
+void
+gen_close_gone(struct master *m)
+{
+	if (m->ngone == 0)
+		return;
+	for (struct worker *w = m->wt.head; w; w = w->next)
+		if (w->gen != m->cur.id && w->gen != m->next.id)
+			return;
+	for (size_t i = 0; i < m->ngone; i++) {
+		log_info("closed %s", m->gone[i].addr.text);
+		listen_close(&m->gone[i], true);
+	}
+	free(m->gone);
+	m->gone = NULL;
+	m->ngone = 0;
+}
+
+void
+gen_commit(struct master *m)
+{
+	struct generation old = m->cur;
+	size_t i, j;
+
+	ev_timer_stop(m->loop, &m->gen_timer);
+	for (i = 0; i < old.nls; i++) {
+		for (j = 0; j < m->next.nls; j++)
+			if (m->next.ls[j].fd == old.ls[i].fd)
+				break;
+		if (j == m->next.nls) {
+			m->gone = xrealloc(m->gone, (m->ngone + 1) *
+			    sizeof(*m->gone));
+			m->gone[m->ngone++] = old.ls[i];
+		}
+	}
+	m->cur = m->next;
+	memset(&m->next, 0, sizeof(m->next));
+	m->target = m->next_target;
+	for (struct worker *w = m->wt.head, *nx; w; w = nx) {
+		nx = w->next;
+		if (w->gen != m->cur.id)
+			worker_drain(m, w, old.cfg.kill_timeout_ms);
+	}
+	if (strcmp(old.cfg.log_file ? old.cfg.log_file : "",
+	    m->cur.cfg.log_file ? m->cur.cfg.log_file : "") != 0 ||
+	    strcmp(old.cfg.master_log_file ? old.cfg.master_log_file : "",
+	    m->cur.cfg.master_log_file ? m->cur.cfg.master_log_file : "") != 0) {
+		char err[512];
+
+		if (master_open_logs(m, err, sizeof(err)) != 0)
+			log_error("master_reload: %s", err);
+	}
+	log_set_level(m->cur.cfg.log_level);
+	log_info("master_reload: generation %u ready (%u workers); draining "
+	    "generation %u", m->cur.id, m->target, old.id);
+	notify_systemd("READY=1\nSTATUS=%u workers ready, generation %u",
+	    m->target, m->cur.id);
+	gen_free(&old);
+	gen_close_gone(m);
+	if (m->reload_queued) {
+		m->reload_queued = false;
+		master_reload(m);
+	}
+}
+
+void
+gen_rollback(struct master *m, const char *why)
+{
+	ev_timer_stop(m->loop, &m->gen_timer);
+	log_error("master_reload failed: %s; generation %u keeps serving", why,
+	    m->cur.id);
+	/* READY=1 still, or systemd would stay "reloading". */
+	notify_systemd("READY=1\nSTATUS=master_reload failed, generation %u serving "
+	    "%u workers", m->cur.id, m->target);
+	for (struct worker *w = m->wt.head, *nx; w; w = nx) {
+		nx = w->next;
+		if (w->gen == m->next.id)
+			worker_drain(m, w, m->next.cfg.kill_timeout_ms);
+	}
+	gen_close_bound(&m->next);
+	gen_free(&m->next);
+	if (m->reload_queued) {
+		m->reload_queued = false;
+		master_reload(m);
+	}
+}
+
+/* A generation is in service when all its wanted workers are ready. */
+void
+gen_check(struct master *m)
+{
+	if (m->phase == M_STARTING &&
+	    workers_count(&m->wt, m->cur.id, WS(W_READY)) >= m->target) {
+		ev_timer_stop(m->loop, &m->gen_timer);
+		m->phase = M_RUNNING;
+		log_info("ready: %u workers", m->target);
+		notify_systemd("READY=1\nSTATUS=%u workers ready, generation "
+		    "%u", m->target, m->cur.id);
+		if (m->reload_queued) {
+			m->reload_queued = false;
+			master_reload(m);
+		}
+	} else if (m->next.id && workers_count(&m->wt, m->next.id,
+	    WS(W_READY)) >= m->next_target)
+		gen_commit(m);
+}
+
+void
+gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = t->data;
+	struct generation *g = m->next.id ? &m->next : &m->cur;
+	unsigned want = m->next.id ? m->next_target : m->target;
+	char d[32], why[512];
+
+	(void)loop;
+	(void)revents;
+	format_duration(g->cfg.ready_timeout_ms, d, sizeof(d));
+	snprintf(why, sizeof(why), "%u of %u workers ready after "
+	    "ready_timeout %s%s%s", workers_count(&m->wt, g->id, WS(W_READY)),
+	    want, d, m->why[0] ? "; last failure: " : "", m->why);
+	if (m->next.id) {
+		gen_rollback(m, why);
+		return;
+	}
+	log_error("first generation not ready: %s", why);
+	m->exit_code = EX_UNAVAIL_;
+	master_stop(m, false);
+}
+
+/* HUP: a new generation with the re-read configuration; the old one is
+ * drained only once the new one is ready (gen_commit), or stays if it
+ * never is (gen_rollback). */
+void
+master_reload(struct master *m)
+{
+	struct errlist errs = { 0 };
+	struct generation *g = &m->next;
+	char err[512];
+
+	if (m->phase == M_STOPPING)
+		return;
+	if (m->phase == M_STARTING || m->next.id) {
+		if (!m->reload_queued)
+			log_info("master_reload: queued until the current one ends");
+		m->reload_queued = true;
+		return;
+	}
+	log_info("master_reload: reading the configuration");
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000);
+	config_init(&g->cfg);
+	if (m->load(m->load_arg, &g->cfg, &errs) != 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			log_error("%s", errs.v[i]);
+		log_error("master_reload refused: the configuration has %zu error%s; "
+		    "nothing changed", errs.n, errs.n == 1 ? "" : "s");
+		notify_systemd("READY=1\nSTATUS=master_reload refused: invalid "
+		    "configuration");
+		errlist_free(&errs);
+		gen_free(g);
+		return;
+	}
+	errlist_free(&errs);
+	if (gen_bind(g, &m->cur, err, sizeof(err)) != 0) {
+		log_error("master_reload refused: %s; nothing changed", err);
+		notify_systemd("READY=1\nSTATUS=master_reload refused: %s", err);
+		gen_free(g);
+		return;
+	}
+	g->id = ++m->last_gen;
+	if (gen_plan(m, g, err, sizeof(err)) != 0) {
+		log_error("master_reload refused: %s; nothing changed", err);
+		notify_systemd("READY=1\nSTATUS=master_reload refused: %s", err);
+		gen_close_bound(g);
+		gen_free(g);
+		return;
+	}
+	/* The runtime count (TTIN/TTOU) survives unless count changed. */
+	m->next_target = g->cfg.count != m->cur.cfg.count ? g->cfg.count :
+	    m->target;
+	m->why[0] = '\0';
+	log_info("master_reload: starting generation %u (%u workers)", g->id,
+	    m->next_target);
+	ev_timer_set(&m->gen_timer, g->cfg.ready_timeout_ms / 1000.0, 0);
+	ev_timer_start(m->loop, &m->gen_timer);
+	for (unsigned s = 0; s < m->next_target; s++)
+		worker_start(m, g->id, s);
+	gen_check(m);
+}
