@@ -34,7 +34,7 @@ gen_free(struct generation *g)
 	memset(g, 0, sizeof(*g));
 }
 
-/* Close the listeners bound for g alone (a rolled-back master_reload). */
+/* Close the listeners bound for g alone (a rolled-back reload). */
 void
 gen_close_bound(struct generation *g)
 {
@@ -200,10 +200,10 @@ gen_commit(struct master *m)
 		char err[512];
 
 		if (master_open_logs(m, err, sizeof(err)) != 0)
-			log_error("master_reload: %s", err);
+			log_error("reload: %s", err);
 	}
 	log_set_level(m->cur.cfg.log_level);
-	log_info("master_reload: generation %u ready (%u workers); draining "
+	log_info("reload: generation %u ready (%u workers); draining "
 	    "generation %u", m->cur.id, m->target, old.id);
 	notify_systemd("READY=1\nSTATUS=%u workers ready, generation %u",
 	    m->target, m->cur.id);
@@ -219,10 +219,10 @@ void
 gen_rollback(struct master *m, const char *why)
 {
 	ev_timer_stop(m->loop, &m->gen_timer);
-	log_error("master_reload failed: %s; generation %u keeps serving", why,
+	log_error("reload failed: %s; generation %u keeps serving", why,
 	    m->cur.id);
 	/* READY=1 still, or systemd would stay "reloading". */
-	notify_systemd("READY=1\nSTATUS=master_reload failed, generation %u serving "
+	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
 	    "%u workers", m->cur.id, m->target);
 	for (struct worker *w = m->wt.head, *nx; w; w = nx) {
 		nx = w->next;
@@ -294,11 +294,11 @@ master_reload(struct master *m)
 		return;
 	if (m->phase == M_STARTING || m->next.id) {
 		if (!m->reload_queued)
-			log_info("master_reload: queued until the current one ends");
+			log_info("reload: queued until the current one ends");
 		m->reload_queued = true;
 		return;
 	}
-	log_info("master_reload: reading the configuration");
+	log_info("reload: reading the configuration");
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -307,9 +307,9 @@ master_reload(struct master *m)
 	if (m->load(m->load_arg, &g->cfg, &errs) != 0) {
 		for (size_t i = 0; i < errs.n; i++)
 			log_error("%s", errs.v[i]);
-		log_error("master_reload refused: the configuration has %zu error%s; "
+		log_error("reload refused: the configuration has %zu error%s; "
 		    "nothing changed", errs.n, errs.n == 1 ? "" : "s");
-		notify_systemd("READY=1\nSTATUS=master_reload refused: invalid "
+		notify_systemd("READY=1\nSTATUS=reload refused: invalid "
 		    "configuration");
 		errlist_free(&errs);
 		gen_free(g);
@@ -317,15 +317,15 @@ master_reload(struct master *m)
 	}
 	errlist_free(&errs);
 	if (gen_bind(g, &m->cur, err, sizeof(err)) != 0) {
-		log_error("master_reload refused: %s; nothing changed", err);
-		notify_systemd("READY=1\nSTATUS=master_reload refused: %s", err);
+		log_error("reload refused: %s; nothing changed", err);
+		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);
 		gen_free(g);
 		return;
 	}
 	g->id = ++m->last_gen;
 	if (gen_plan(m, g, err, sizeof(err)) != 0) {
-		log_error("master_reload refused: %s; nothing changed", err);
-		notify_systemd("READY=1\nSTATUS=master_reload refused: %s", err);
+		log_error("reload refused: %s; nothing changed", err);
+		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);
 		gen_close_bound(g);
 		gen_free(g);
 		return;
@@ -334,7 +334,7 @@ master_reload(struct master *m)
 	m->next_target = g->cfg.count != m->cur.cfg.count ? g->cfg.count :
 	    m->target;
 	m->why[0] = '\0';
-	log_info("master_reload: starting generation %u (%u workers)", g->id,
+	log_info("reload: starting generation %u (%u workers)", g->id,
 	    m->next_target);
 	ev_timer_set(&m->gen_timer, g->cfg.ready_timeout_ms / 1000.0, 0);
 	ev_timer_start(m->loop, &m->gen_timer);
