@@ -851,34 +851,26 @@ set_signal(struct config *c, const struct key *k, const char *v, char *err,
 }
 
 static int
-get_duration(const struct key *k, const char *v, int64_t *ms, char *err,
-    size_t len)
+set_duration(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
 {
 	char lo[32];
+	int64_t ms;
 
-	if (parse_duration(v, ms) == -1) {
+	if (parse_duration(v, &ms) == -1) {
 		snprintf(err, len, "expected a duration %s, got \"%s\"",
 		    DURATION_HELP, v);
 		return -1;
 	}
-	if (*ms < k->lo) {
+	if (ms < k->lo) {
 		format_duration(k->lo, lo, sizeof(lo));
-		if (k->lo == 1)
-			snprintf(err, len, "expected a duration of more than 0, "
-			    "got \"%s\"", v);
-		else
-			snprintf(err, len, "expected a duration of at least %s, "
-			    "got \"%s\"", lo, v);
+		snprintf(err, len, "expected a duration of %s%s, got \"%s\"",
+		    k->lo == 1 ? "more than 0" : "at least ",
+		    k->lo == 1 ? "" : lo, v);
 		return -1;
 	}
+	*FIELD(c, k, int64_t) = ms;
 	return 0;
-}
-
-static int
-set_duration(struct config *c, const struct key *k, const char *v,
-    char *err, size_t len)
-{
-	return get_duration(k, v, FIELD(c, k, int64_t), err, len);
 }
 
 static int
@@ -1274,7 +1266,8 @@ load_classify(struct load *l, char *s)
 		;
 	free(l->name);
 	l->name = p > start ? dupn(start, (size_t)(p - start)) : NULL;
-	if ((l->cut = quoted_comment(end + 1)) && l->name != NULL)
+	/* without a name, "missing key name" is the error to give */
+	if ((l->cut = l->name != NULL && quoted_comment(end + 1)))
 		load_cut_error(l);
 }
 

@@ -22,6 +22,12 @@
 
 extern char **environ;
 
+static const char *
+op(const struct master *m)
+{
+	return m->upgrading ? "upgrade" : "reload";
+}
+
 void
 gen_free(struct generation *g)
 {
@@ -200,26 +206,24 @@ gen_commit(struct master *m)
 		char err[512];
 
 		if (master_open_logs(m, err, sizeof(err)) != 0)
-			log_error("reload: %s", err);
+			log_error("%s: %s", op(m), err);
 	}
 	log_set_level(m->cur.cfg.log_level);
-	log_info("reload: generation %u ready (%u workers); draining "
-	    "generation %u", m->cur.id, m->target, old.id);
+	log_info("%s: generation %u ready (%u workers); draining "
+	    "generation %u", op(m), m->cur.id, m->target, old.id);
+	m->upgrading = false;
 	notify_systemd("READY=1\nSTATUS=%u workers ready, generation %u",
 	    m->target, m->cur.id);
 	gen_free(&old);
 	gen_close_gone(m);
-	if (m->reload_queued) {
-		m->reload_queued = false;
-		master_reload(m);
-	}
+	master_dequeue(m);
 }
 
 void
 gen_rollback(struct master *m, const char *why)
 {
 	ev_timer_stop(m->loop, &m->gen_timer);
-	log_error("reload failed: %s; generation %u keeps serving", why,
+	log_error("%s failed: %s; generation %u keeps serving", op(m), why,
 	    m->cur.id);
 	/* READY=1 still, or systemd would stay "reloading". */
 	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
@@ -231,10 +235,8 @@ gen_rollback(struct master *m, const char *why)
 	}
 	gen_close_bound(&m->next);
 	gen_free(&m->next);
-	if (m->reload_queued) {
-		m->reload_queued = false;
-		master_reload(m);
-	}
+	m->upgrading = false;
+	master_dequeue(m);
 }
 
 /* A generation is in service when all its wanted workers are ready. */
@@ -248,10 +250,7 @@ gen_check(struct master *m)
 		log_info("ready: %u workers", m->target);
 		notify_systemd("READY=1\nSTATUS=%u workers ready, generation "
 		    "%u", m->target, m->cur.id);
-		if (m->reload_queued) {
-			m->reload_queued = false;
-			master_reload(m);
-		}
+		master_dequeue(m);
 	} else if (m->next.id && workers_count(&m->wt, m->next.id,
 	    WS(W_READY)) >= m->next_target)
 		gen_commit(m);
@@ -292,13 +291,11 @@ master_reload(struct master *m)
 
 	if (m->phase == M_STOPPING)
 		return;
-	if (m->phase == M_STARTING || m->next.id) {
-		if (!m->reload_queued)
-			log_info("reload: queued until the current one ends");
-		m->reload_queued = true;
+	if (m->phase == M_STARTING || m->next.id || m->check_pid) {
+		master_enqueue(m, Q_RELOAD);
 		return;
 	}
-	log_info("reload: reading the configuration");
+	log_info("%s: reading the configuration", op(m));
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -307,34 +304,37 @@ master_reload(struct master *m)
 	if (m->load(m->load_arg, &g->cfg, &errs) != 0) {
 		for (size_t i = 0; i < errs.n; i++)
 			log_error("%s", errs.v[i]);
-		log_error("reload refused: the configuration has %zu error%s; "
-		    "nothing changed", errs.n, errs.n == 1 ? "" : "s");
+		log_error("%s refused: the configuration has %zu error%s; "
+		    "nothing changed", op(m), errs.n, errs.n == 1 ? "" : "s");
 		notify_systemd("READY=1\nSTATUS=reload refused: invalid "
 		    "configuration");
 		errlist_free(&errs);
 		gen_free(g);
+		m->upgrading = false;
 		return;
 	}
 	errlist_free(&errs);
 	if (gen_bind(g, &m->cur, err, sizeof(err)) != 0) {
-		log_error("reload refused: %s; nothing changed", err);
+		log_error("%s refused: %s; nothing changed", op(m), err);
 		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);
 		gen_free(g);
+		m->upgrading = false;
 		return;
 	}
 	g->id = ++m->last_gen;
 	if (gen_plan(m, g, err, sizeof(err)) != 0) {
-		log_error("reload refused: %s; nothing changed", err);
+		log_error("%s refused: %s; nothing changed", op(m), err);
 		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);
 		gen_close_bound(g);
 		gen_free(g);
+		m->upgrading = false;
 		return;
 	}
 	/* The runtime count (TTIN/TTOU) survives unless count changed. */
 	m->next_target = g->cfg.count != m->cur.cfg.count ? g->cfg.count :
 	    m->target;
 	m->why[0] = '\0';
-	log_info("reload: starting generation %u (%u workers)", g->id,
+	log_info("%s: starting generation %u (%u workers)", op(m), g->id,
 	    m->next_target);
 	ev_timer_set(&m->gen_timer, g->cfg.ready_timeout_ms / 1000.0, 0);
 	ev_timer_start(m->loop, &m->gen_timer);

@@ -222,28 +222,44 @@ schedule_restart(struct master *m, struct worker *w, unsigned delay_ms)
 	ev_timer_start(m->loop, &w->timer);
 }
 
+/* Wait for the exec-error pipe's verdict (EOF: the exec worked). */
+void
+worker_watch_exec(struct master *m, struct worker *w, int fd)
+{
+	ev_io_init(&w->execio, execio_cb, fd, EV_READ);
+	w->execio.data = w;
+	ev_io_start(m->loop, &w->execio);
+}
+
 void
 worker_spawn(struct master *m, struct worker *w)
 {
 	struct generation *g = gen_of(m, w);
-	struct logpipe *lp;
-	int execfd, wfd;
+	struct logpipe *lp = NULL;
+	const char *what = "pipe";
+	int execfd, wfd, e = 0;
 	pid_t pid = -1;
 
-	if ((lp = logpipe_open(&m->sink, w->slot, &wfd)) != NULL) {
+	if (g->plan.path == NULL) {
+		what = "exec";		/* an adopted generation without a plan */
+		e = ENOENT;
+	} else if ((lp = logpipe_open(&m->sink, w->slot, &wfd)) == NULL)
+		e = errno;
+	else {
+		what = "fork";
 		pid = spawn_worker(&g->plan, w->slot, wfd, wfd, &execfd);
+		e = errno;
 		close(wfd);
 		if (pid == -1)
 			logpipe_free(lp);
 	}
 	if (pid == -1) {
-		/* EAGAIN, ENOMEM: retry with the crash-loop backoff. */
-		snprintf(m->why, sizeof(m->why), "%s: %s", lp ? "fork" :
-		    "pipe", strerror(errno));
+		/* EAGAIN, ENOMEM, EMFILE: retry with the crash-loop backoff. */
+		snprintf(m->why, sizeof(m->why), "%s: %s", what, strerror(e));
 		w->backoff_ms = workers_backoff(w->backoff_ms, false, 0,
 		    g->cfg.restart_delay_max_ms);
-		log_warn("worker %u: %s (retrying in %ums)", w->slot,
-		    lp ? "fork" : "pipe", w->backoff_ms);
+		log_warnx("worker %u: %s (retrying in %ums)", w->slot, m->why,
+		    w->backoff_ms);
 		schedule_restart(m, w, w->backoff_ms);
 		return;
 	}
@@ -255,9 +271,7 @@ worker_spawn(struct master *m, struct worker *w)
 	w->exec_ok = false;
 	w->started = ev_now(m->loop);
 	w->ready_at = 0;
-	ev_io_init(&w->execio, execio_cb, execfd, EV_READ);
-	w->execio.data = w;
-	ev_io_start(m->loop, &w->execio);
+	worker_watch_exec(m, w, execfd);
 	log_debug("worker %u (pid %ld) started, generation %u", w->slot,
 	    (long)pid, w->gen);
 }

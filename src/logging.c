@@ -243,15 +243,22 @@ logsink_write(struct logsink *s, size_t lines)
 }
 
 void
-logpipe_free(struct logpipe *lp)
+logpipe_flush(struct logpipe *lp)
 {
 	struct logsink *s = lp->sink;
 	char prefix[96];
 	size_t plen = logpipe_prefix(lp, prefix, sizeof(prefix));
-	size_t lines = linebuf_flush(&lp->lb, prefix, plen, &s->out);
 
-	if (lines)
-		logsink_write(s, lines);
+	if (linebuf_flush(&lp->lb, prefix, plen, &s->out))
+		logsink_write(s, 1);
+}
+
+void
+logpipe_free(struct logpipe *lp)
+{
+	struct logsink *s = lp->sink;
+
+	logpipe_flush(lp);
 	ev_io_stop(s->loop, &lp->io);
 	close(lp->io.fd);
 	linebuf_free(&lp->lb);

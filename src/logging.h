@@ -86,6 +86,8 @@ struct logpipe *logpipe_adopt(struct logsink *s, int fd, unsigned slot,
 /* Read what is there now (the worker just exited); the pipe stays open
  * until every writer (grandchildren too) is gone. */
 void	logpipe_drain(struct logpipe *lp);
+/* Write out its partial line as a whole one. */
+void	logpipe_flush(struct logpipe *lp);
 /* Flush its partial line and close it. */
 void	logpipe_free(struct logpipe *lp);
 /* Flush every held partial line and close every pipe (the end). */

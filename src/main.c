@@ -20,6 +20,7 @@
 #include "master.h"
 #include "pidfile.h"
 #include "spawn.h"
+#include "upgrade.h"
 
 #ifndef FUGUE_VERSION
 #define FUGUE_VERSION "0.0.0"
@@ -366,6 +367,85 @@ send_signal(const struct config *c, const char *name)
 	    "reopen, incr or decr", name);
 }
 
+/*
+ * The binary to re-exec on an upgrade: argv[0] made absolute, or found on
+ * PATH, without resolving symlinks, so that a deploy that swaps a symlink
+ * or replaces the file is what runs next.
+ */
+static char *
+resolve_self(const char *argv0)
+{
+	char cwd[PATH_MAX], *path = NULL;
+
+	if (argv0[0] == '/')
+		return xstrdup(argv0);
+	if (strchr(argv0, '/'))
+		return getcwd(cwd, sizeof(cwd)) ? xprintf("%s/%s", cwd, argv0) :
+		    xstrdup(argv0);
+	if (spawn_resolve(argv0, getenv("PATH"), &path) == 0 && path[0] != '/'
+	    && getcwd(cwd, sizeof(cwd))) {
+		char *abs = xprintf("%s/%s", cwd, path);
+
+		free(path);
+		return abs;
+	}
+	return path ? path : xstrdup(argv0);
+}
+
+/*
+ * The new image of an upgrade: the state says what the old one ran; adopt
+ * it as the serving generation, then reload into the new configuration.
+ */
+static int
+run_upgraded(struct args *a, char **argv, char *self, int state_fd)
+{
+	struct state *st = xcalloc(1, sizeof(*st));
+	struct errlist errs = { 0 };
+	struct config old;
+	struct master m;
+	char err[512];
+	int r;
+
+	log_set_echo(1);
+	if (upgrade_read_state(state_fd, st, err, sizeof(err)) != 0) {
+		log_error("upgrade: cannot read the state the old image left: "
+		    "%s", err);
+		free(st);
+		return EX_OSERR_;
+	}
+	config_init(&old);
+	if (state_config_load(&st->cfg, &old, &errs) != 0) {
+		/* Whatever it was, the new configuration can serve too. */
+		for (size_t i = 0; i < errs.n; i++)
+			log_warnx("upgrade: old configuration: %s", errs.v[i]);
+		errlist_free(&errs);
+		config_free(&old);
+		config_init(&old);
+		if (reload_config(a, &old, &errs) != 0) {
+			for (size_t i = 0; i < errs.n; i++)
+				log_error("%s", errs.v[i]);
+		}
+	}
+	errlist_free(&errs);
+	log_set_level(old.log_level);
+	master_init(&m, &old, reload_config, a);
+	config_free(&old);
+	m.self_path = self;
+	m.argv = argv;
+	m.adopt = st;
+	if ((r = master_open_logs(&m, err, sizeof(err))) != 0)
+		log_error("upgrade: %s", err);
+	r = master_run(&m);
+	if (m.pid_fd != -1)
+		pidfile_remove(m.cur.cfg.pid_file, m.pid_fd, m.pid);
+	if (m.adopt) {
+		state_free(m.adopt);
+		free(m.adopt);
+	}
+	master_free(&m);
+	return r;
+}
+
 /* Each worker costs the master fds: take all the kernel allows. */
 static void
 raise_fd_limit(void)
@@ -388,7 +468,9 @@ main(int argc, char **argv)
 	sigset_t set;
 	char err[512];
 	pid_t holder;
-	int r;
+	char *self = NULL;
+	const char *env;
+	int r, state_fd = -1;
 
 	/* Held, never fatal, until the master's watchers are in place. */
 	sigemptyset(&set);
@@ -405,13 +487,25 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
-	if ((r = parse_args(argc, argv, &a)) != 0)
-		return r;
-	if (a.config == NULL && a.command == NULL)
-		return usage_error("%s", "no configuration: give -c FILE, or "
-		    "-- COMMAND with --listen");
-
 	config_init(&c);
+	/* Set by the old image of an upgrade: its state, on this fd. */
+	if ((env = getenv(STATE_ENV)) != NULL) {
+		state_fd = atoi(env);
+		unsetenv(STATE_ENV);
+	}
+	if ((r = parse_args(argc, argv, &a)) != 0)
+		goto out;
+	self = resolve_self(argv[0]);
+	if (state_fd >= 0) {
+		r = run_upgraded(&a, argv, self, state_fd);
+		goto out;
+	}
+	if (a.config == NULL && a.command == NULL) {
+		r = usage_error("%s", "no configuration: give -c FILE, or "
+		    "-- COMMAND with --listen");
+		goto out;
+	}
+
 	r = build_config(&a, &c, &errs);
 	if (r == 0 && !a.signal && check_command(&c, &errs) != 0)
 		r = a.test ? EX_CONFIG_ : EX_UNAVAIL_;
@@ -441,6 +535,8 @@ main(int argc, char **argv)
 	log_set_level(c.log_level);
 	log_set_echo(1);
 	master_init(&m, &c, reload_config, &a);
+	m.self_path = self;
+	m.argv = argv;
 	if ((r = master_open_logs(&m, err, sizeof(err))) != 0) {
 		fprintf(stderr, "fugue: %s\n", err);
 		goto out_master;
@@ -468,6 +564,7 @@ out_master:
 		pidfile_remove(m.cur.cfg.pid_file, m.pid_fd, m.pid);
 	master_free(&m);
 out:
+	free(self);
 	errlist_free(&errs);
 	config_free(&c);
 	for (size_t i = 0; i < a.nov; i++) {

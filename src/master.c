@@ -20,6 +20,7 @@
 #include "master.h"
 #include "notify.h"
 #include "pidfile.h"
+#include "upgrade.h"
 
 extern char **environ;
 
@@ -121,7 +122,10 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents)
 
 	(void)loop;
 	(void)revents;
-	if ((w = workers_find_pid(&m->wt, c->rpid)) != NULL)
+	if (c->rpid == m->check_pid && m->check_pid) {
+		m->check_pid = 0;
+		upgrade_checked(m, c->rstatus);
+	} else if ((w = workers_find_pid(&m->wt, c->rpid)) != NULL)
 		worker_exited(m, w, c->rstatus);
 	else	/* an orphan reaped as a subreaper (or PID 1) */
 		log_debug("reaped pid %ld", (long)c->rpid);
@@ -202,6 +206,29 @@ scale(struct master *m, unsigned want)
 	gen_check(m);
 }
 
+/* A reload or upgrade asked for while another runs: held, once. */
+void
+master_enqueue(struct master *m, int what)
+{
+	if ((int)m->queued < what) {
+		log_info("%s: queued until the current one ends",
+		    what == Q_UPGRADE ? "upgrade" : "reload");
+		m->queued = what;
+	}
+}
+
+void
+master_dequeue(struct master *m)
+{
+	int what = m->queued;
+
+	m->queued = Q_NONE;
+	if (what == Q_UPGRADE)
+		upgrade_begin(m);
+	else if (what == Q_RELOAD)
+		master_reload(m);
+}
+
 static void
 reopen_logs(struct master *m)
 {
@@ -234,9 +261,7 @@ signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 		master_reload(m);
 		break;
 	case SIGUSR2:
-		log_warnx("got USR2: the in-place upgrade is not implemented "
-		    "yet; reloading instead");
-		master_reload(m);
+		upgrade_begin(m);
 		break;
 	case SIGUSR1:
 		reopen_logs(m);
@@ -280,12 +305,60 @@ watchdog_start(struct master *m)
 	ev_timer_again(m->loop, &m->watchdog);
 }
 
+/* After an upgrade's re-exec: the old image's workers, then a reload. */
+static void
+run_adopted(struct master *m)
+{
+	struct worker *w, *next;
+	int status;
+
+	upgrade_adopt(m, m->adopt);
+	state_free(m->adopt);
+	m->adopt = NULL;
+	/* A worker that died during the exec left a zombie but no SIGCHLD
+	 * we could see: reap each adopted pid once. */
+	for (w = m->wt.head; w; w = next) {
+		next = w->next;
+		if (w->pid > 0 && waitpid(w->pid, &status, WNOHANG) == w->pid)
+			worker_exited(m, w, status);
+	}
+	m->phase = M_RUNNING;
+	log_info("upgrade: adopted %u workers of generation %u",
+	    workers_count(&m->wt, m->cur.id, WS_LIVE), m->cur.id);
+	m->upgrading = true;
+	master_reload(m);
+}
+
+static int
+run_first(struct master *m)
+{
+	struct config *c = &m->cur.cfg;
+	char err[512];
+
+	m->cur.id = m->last_gen = 1;
+	if (gen_plan(m, &m->cur, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		gen_close_bound(&m->cur);
+		return EX_UNAVAIL_;
+	}
+	if (c->user && c->uid == 0)
+		log_warnx("workers run as root");
+	m->phase = M_STARTING;
+	ev_timer_set(&m->gen_timer, c->ready_timeout_ms / 1000.0, 0);
+	ev_timer_start(m->loop, &m->gen_timer);
+	log_info("starting %u workers: %s", m->target, c->command);
+	for (unsigned s = 0; s < m->target; s++)
+		worker_start(m, m->cur.id, s);
+	gen_check(m);
+	return 0;
+}
+
 int
 master_run(struct master *m)
 {
 	struct config *c = &m->cur.cfg;
-	char err[512];
 	sigset_t set;
+	int r;
 
 	m->loop = ev_default_loop(EVFLAG_AUTO);
 	if (m->loop == NULL) {
@@ -303,9 +376,6 @@ master_run(struct master *m)
 		m->sigs[i].data = m;
 		ev_signal_start(m->loop, &m->sigs[i]);
 	}
-	/* Every watcher is in place: let what main() held through. */
-	sigemptyset(&set);
-	sigprocmask(SIG_SETMASK, &set, NULL);
 	ev_init(&m->gen_timer, gen_timer_cb);
 	m->gen_timer.data = m;
 	m->sink.loop = m->loop;
@@ -320,22 +390,13 @@ master_run(struct master *m)
 		return EX_OSERR_;
 	}
 	watchdog_start(m);
-	m->cur.id = m->last_gen = 1;
-	if (gen_plan(m, &m->cur, err, sizeof(err)) != 0) {
-		log_error("%s", err);
-		gen_close_bound(&m->cur);
-		return EX_UNAVAIL_;
-	}
-	if (c->user && c->uid == 0)
-		log_warnx("workers run as root");
-
-	m->phase = M_STARTING;
-	ev_timer_set(&m->gen_timer, c->ready_timeout_ms / 1000.0, 0);
-	ev_timer_start(m->loop, &m->gen_timer);
-	log_info("starting %u workers: %s", m->target, c->command);
-	for (unsigned s = 0; s < m->target; s++)
-		worker_start(m, m->cur.id, s);
-	gen_check(m);
+	if (m->adopt)
+		run_adopted(m);
+	else if ((r = run_first(m)) != 0)
+		return r;
+	/* Every watcher is in place: let through what main() held. */
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
 
 	ev_run(m->loop, 0);
 	return m->exit_code;

@@ -31,6 +31,8 @@ struct generation {
 	char		*fdnames;
 };
 
+struct state;
+
 /* Re-reads the configuration (the file and the command line over it). */
 typedef int (*config_loader)(void *arg, struct config *c,
     struct errlist *errs);
@@ -50,7 +52,14 @@ struct master {
 	unsigned	 last_gen;
 	unsigned	 target;	/* workers wanted (count, TTIN/TTOU) */
 	unsigned	 next_target;
-	bool		 reload_queued;
+	enum { Q_NONE, Q_RELOAD, Q_UPGRADE } queued;	/* one, never lost */
+	bool		 upgrading;	/* this reload completes an upgrade */
+	const char	*self_path;	/* the binary to re-exec, absolute */
+	char	       **argv;		/* the arguments to re-exec with */
+	struct state	*adopt;		/* after an upgrade: what to take over */
+	pid_t		 check_pid;	/* the new binary's -t, running */
+	ev_io		 check_io;	/* its output */
+	struct outbuf	 check_out;
 	config_loader	 load;
 	void		*load_arg;
 
@@ -92,6 +101,8 @@ void	master_free(struct master *m);
 void	master_stop(struct master *, bool quick);
 void	master_finish(struct master *);
 void	master_reload(struct master *);
+void	master_enqueue(struct master *, int what);
+void	master_dequeue(struct master *);
 
 void	gen_free(struct generation *);
 void	gen_close_bound(struct generation *);
@@ -107,6 +118,7 @@ void	gen_timer_cb(struct ev_loop *, ev_timer *, int);
 
 void	worker_start(struct master *, unsigned gen, unsigned slot);
 void	worker_spawn(struct master *, struct worker *);
+void	worker_watch_exec(struct master *, struct worker *, int fd);
 void	worker_ready(struct master *, struct worker *);
 void	worker_signal(struct worker *, int sig);
 void	worker_drain(struct master *, struct worker *, int64_t timeout_ms);

@@ -1,0 +1,495 @@
+/*
+ * The state handed across an upgrade's re-exec, as text: one record a line,
+ * fields separated by single spaces, free text percent-encoded. The reader
+ * trusts nothing: a version it does not know, a truncated or corrupt state
+ * is an error, never a crash.
+ *
+ *   fugue-state 1
+ *   master CUR_GEN LAST_GEN TARGET PID_FD NOTIFY_FD NOTIFY_PATH
+ *   listener FD DEV INO GONE ADDRESS
+ *   worker PID SLOT GEN STATE EXEC_OK FAILED EXECFD OUTFD RESTARTS
+ *          BACKOFF_MS LAST_STATUS AGE_MS READY_AGE_MS TIMER_MS
+ *   pipe FD SLOT PID
+ *   cfg SECTION KEY VALUE
+ *   end
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logging.h"
+#include "upgrade.h"
+#include "workers.h"
+
+#define STATE_MAX_RECORDS	1000000
+#define FD_LIMIT		(1 << 24)
+
+static void
+put_encoded(struct outbuf *o, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char e[3] = { '%', 0, 0 };
+
+	if (*s == '\0') {
+		outbuf_add(o, "%", 1);	/* the empty string */
+		return;
+	}
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c <= 0x20 || c == 0x7f || c == '%') {
+			e[1] = hex[c >> 4];
+			e[2] = hex[c & 15];
+			outbuf_add(o, e, 3);
+		} else
+			outbuf_add(o, (const char *)&c, 1);
+	}
+}
+
+static void
+put(struct outbuf *o, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		outbuf_add(o, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+		    sizeof(buf) - 1);
+}
+
+char *
+state_format(const struct state *s, size_t *len)
+{
+	struct outbuf o = { 0 };
+	size_t i;
+
+	put(&o, "fugue-state %u\n", STATE_VERSION);
+	put(&o, "master %u %u %u %d %d ", s->cur_gen, s->last_gen, s->target,
+	    s->pid_fd, s->notify_fd);
+	put_encoded(&o, s->notify_path ? s->notify_path : "");
+	outbuf_add(&o, "\n", 1);
+	for (i = 0; i < s->nls; i++) {
+		const struct state_listener *l = &s->ls[i];
+
+		put(&o, "listener %d %llu %llu %d ", l->fd,
+		    (unsigned long long)l->dev, (unsigned long long)l->ino,
+		    l->gone);
+		put_encoded(&o, l->addr);
+		outbuf_add(&o, "\n", 1);
+	}
+	for (i = 0; i < s->nws; i++) {
+		const struct state_worker *w = &s->ws[i];
+
+		put(&o, "worker %ld %u %u %d %d %d %d %d %u %u %d %lld %lld "
+		    "%lld\n", (long)w->pid, w->slot, w->gen, w->state,
+		    w->exec_ok, w->failed_start, w->execfd, w->outfd,
+		    w->restarts, w->backoff_ms, w->last_status,
+		    (long long)w->age_ms, (long long)w->ready_age_ms,
+		    (long long)w->timer_ms);
+	}
+	for (i = 0; i < s->nps; i++)
+		put(&o, "pipe %d %u %ld\n", s->ps[i].fd, s->ps[i].slot,
+		    (long)s->ps[i].pid);
+	for (i = 0; i < s->cfg.n; i++) {
+		const char *line = s->cfg.v[i];
+		const char *t1 = strchr(line, '\t');
+		const char *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+		char *sec, *key;
+
+		if (t2 == NULL)
+			continue;
+		sec = xprintf("%.*s", (int)(t1 - line), line);
+		key = xprintf("%.*s", (int)(t2 - t1 - 1), t1 + 1);
+		outbuf_add(&o, "cfg ", 4);
+		put_encoded(&o, sec);
+		outbuf_add(&o, " ", 1);
+		put_encoded(&o, key);
+		outbuf_add(&o, " ", 1);
+		put_encoded(&o, t2 + 1);
+		outbuf_add(&o, "\n", 1);
+		free(sec);
+		free(key);
+	}
+	outbuf_add(&o, "end\n", 4);
+	*len = o.len;
+	return o.p;
+}
+
+/* ---- reading ---- */
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decode in place; -1 on a bad escape or an embedded NUL. */
+static int
+decode(char *s)
+{
+	char *d = s;
+
+	if (strcmp(s, "%") == 0) {
+		*s = '\0';
+		return 0;
+	}
+	for (; *s; s++) {
+		if (*s != '%') {
+			*d++ = *s;
+			continue;
+		}
+		int hi = hexval((unsigned char)s[1]);
+		int lo = hi < 0 ? -1 : hexval((unsigned char)s[2]);
+
+		if (lo < 0 || (hi == 0 && lo == 0))
+			return -1;
+		*d++ = (char)(hi << 4 | lo);
+		s += 2;
+	}
+	*d = '\0';
+	return 0;
+}
+
+static int
+num(const char *s, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (*s == '\0' || (!isdigit((unsigned char)*s) && *s != '-'))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+#define MAXF	16
+
+/* Split a line at single spaces; returns the field count, -1 if too many. */
+static int
+fields(char *line, char **f)
+{
+	int n = 0;
+
+	for (char *p = line; ; ) {
+		if (n == MAXF)
+			return -1;
+		f[n++] = p;
+		if ((p = strchr(p, ' ')) == NULL)
+			break;
+		*p++ = '\0';
+	}
+	return n;
+}
+
+static void *
+grow(void *v, size_t n, size_t size)
+{
+	return xrealloc(v, (n + 1) * size);
+}
+
+static int
+parse_line(char **f, int nf, struct state *s, bool *seen_master,
+    char *err, size_t errlen)
+{
+	long long v[14];
+	int i;
+
+	if (strcmp(f[0], "master") == 0 && nf == 7) {
+		for (i = 0; i < 5; i++)
+			if (num(f[i + 1], i < 3 ? 0 : -1, i < 3 ? UINT_MAX :
+			    FD_LIMIT, &v[i]) == -1)
+				goto bad;
+		if (decode(f[6]) == -1)
+			goto bad;
+		s->cur_gen = v[0];
+		s->last_gen = v[1];
+		s->target = v[2];
+		s->pid_fd = v[3];
+		s->notify_fd = v[4];
+		free(s->notify_path);
+		s->notify_path = f[6][0] ? xstrdup(f[6]) : NULL;
+		*seen_master = true;
+		return 0;
+	}
+	if (strcmp(f[0], "listener") == 0 && nf == 6) {
+		struct state_listener *l;
+
+		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1 ||
+		    num(f[2], 0, LLONG_MAX, &v[1]) == -1 ||
+		    num(f[3], 0, LLONG_MAX, &v[2]) == -1 ||
+		    num(f[4], 0, 1, &v[3]) == -1 || decode(f[5]) == -1 ||
+		    strlen(f[5]) >= ADDRESS_TEXT_MAX || f[5][0] == '\0')
+			goto bad;
+		s->ls = grow(s->ls, s->nls, sizeof(*s->ls));
+		l = &s->ls[s->nls++];
+		memset(l, 0, sizeof(*l));
+		l->fd = v[0];
+		l->dev = v[1];
+		l->ino = v[2];
+		l->gone = v[3];
+		strcpy(l->addr, f[5]);
+		return 0;
+	}
+	if (strcmp(f[0], "worker") == 0 && nf == 15) {
+		static const long long lo[14] = { 0, 0, 0, 0, 0, 0, -1, -1, 0,
+		    0, -1, 0, -1, -1 };
+		static const long long hi[14] = { INT_MAX, UINT_MAX, UINT_MAX,
+		    W_BACKOFF, 1, 1, FD_LIMIT, FD_LIMIT, UINT_MAX, UINT_MAX,
+		    INT_MAX, LLONG_MAX / 2, LLONG_MAX / 2, LLONG_MAX / 2 };
+		struct state_worker *w;
+
+		for (i = 0; i < 14; i++)
+			if (num(f[i + 1], lo[i], hi[i], &v[i]) == -1)
+				goto bad;
+		s->ws = grow(s->ws, s->nws, sizeof(*s->ws));
+		w = &s->ws[s->nws++];
+		w->pid = v[0];
+		w->slot = v[1];
+		w->gen = v[2];
+		w->state = v[3];
+		w->exec_ok = v[4];
+		w->failed_start = v[5];
+		w->execfd = v[6];
+		w->outfd = v[7];
+		w->restarts = v[8];
+		w->backoff_ms = v[9];
+		w->last_status = v[10];
+		w->age_ms = v[11];
+		w->ready_age_ms = v[12];
+		w->timer_ms = v[13];
+		/* A live worker has a pid; one in backoff has none. */
+		if ((w->state == W_BACKOFF) != (w->pid == 0))
+			goto bad;
+		return 0;
+	}
+	if (strcmp(f[0], "pipe") == 0 && nf == 4) {
+		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1 ||
+		    num(f[2], 0, UINT_MAX, &v[1]) == -1 ||
+		    num(f[3], 0, INT_MAX, &v[2]) == -1)
+			goto bad;
+		s->ps = grow(s->ps, s->nps, sizeof(*s->ps));
+		s->ps[s->nps].fd = v[0];
+		s->ps[s->nps].slot = v[1];
+		s->ps[s->nps].pid = v[2];
+		s->nps++;
+		return 0;
+	}
+	if (strcmp(f[0], "cfg") == 0 && nf == 4) {
+		if (decode(f[1]) == -1 || decode(f[2]) == -1 ||
+		    decode(f[3]) == -1 || strchr(f[1], '\t') ||
+		    strchr(f[2], '\t'))
+			goto bad;
+		strvec_push_owned(&s->cfg, xprintf("%s\t%s\t%s", f[1], f[2],
+		    f[3]));
+		return 0;
+	}
+bad:
+	snprintf(err, errlen, "bad \"%s\" record", f[0]);
+	return -1;
+}
+
+int
+state_parse(const char *buf, size_t len, struct state *s, char *err,
+    size_t errlen)
+{
+	char *copy, *line, *next, *f[MAXF];
+	bool seen_master = false, ended = false;
+	size_t records = 0;
+	int nf, lineno = 0;
+	long long ver;
+
+	memset(s, 0, sizeof(*s));
+	s->pid_fd = s->notify_fd = -1;
+	if (memchr(buf, '\0', len)) {
+		snprintf(err, errlen, "state has a NUL byte");
+		return -1;
+	}
+	copy = xmalloc(len + 1);
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
+	for (line = copy; line && *line; line = next) {
+		lineno++;
+		if ((next = strchr(line, '\n')) == NULL) {
+			snprintf(err, errlen, "state truncated at line %d",
+			    lineno);
+			goto fail;
+		}
+		*next++ = '\0';
+		if (ended || ++records > STATE_MAX_RECORDS) {
+			snprintf(err, errlen, "state: data after its end");
+			goto fail;
+		}
+		if ((nf = fields(line, f)) == -1) {
+			snprintf(err, errlen, "state line %d: too many fields",
+			    lineno);
+			goto fail;
+		}
+		if (lineno == 1) {
+			if (nf != 2 || strcmp(f[0], "fugue-state") != 0 ||
+			    num(f[1], 0, INT_MAX, &ver) == -1) {
+				snprintf(err, errlen, "not a fugue state");
+				goto fail;
+			}
+			if (ver != STATE_VERSION) {
+				snprintf(err, errlen, "state version %lld, this "
+				    "fugue reads version %d", ver,
+				    STATE_VERSION);
+				goto fail;
+			}
+			s->version = ver;
+			continue;
+		}
+		if (nf == 1 && strcmp(f[0], "end") == 0) {
+			ended = true;
+			continue;
+		}
+		if (parse_line(f, nf, s, &seen_master, err, errlen) == -1) {
+			size_t n = strlen(err);
+
+			snprintf(err + n, errlen - n, " at line %d", lineno);
+			goto fail;
+		}
+	}
+	if (!ended || !seen_master) {
+		snprintf(err, errlen, "state truncated (%s)", seen_master ?
+		    "no end" : "no master record");
+		goto fail;
+	}
+	free(copy);
+	return 0;
+fail:
+	free(copy);
+	state_free(s);
+	return -1;
+}
+
+void
+state_free(struct state *s)
+{
+	free(s->notify_path);
+	free(s->ls);
+	free(s->ws);
+	free(s->ps);
+	strvec_clear(&s->cfg);
+	memset(s, 0, sizeof(*s));
+	s->pid_fd = s->notify_fd = -1;
+}
+
+/* ---- the configuration, key by key ---- */
+
+static void
+cfg_line(struct strvec *out, const char *sec, const char *key,
+    const char *value)
+{
+	if (value)
+		strvec_push_owned(out, xprintf("%s\t%s\t%s", sec, key, value));
+}
+
+static void
+cfg_ms(struct strvec *out, const char *sec, const char *key, int64_t ms)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lldms", (long long)ms);
+	cfg_line(out, sec, key, buf);
+}
+
+void
+state_config_dump(const struct config *c, struct strvec *out)
+{
+	static const char *const levels[] = { "error", "warn", "info",
+	    "debug" };
+	static const char *const reapers[] = { "auto", "no", "yes" };
+	char buf[32];
+	size_t i;
+
+	cfg_line(out, "", "path", c->path);
+	cfg_line(out, "master", "pid_file", c->pid_file);
+	cfg_line(out, "master", "log_file", c->log_file);
+	cfg_line(out, "master", "master_log_file", c->master_log_file);
+	cfg_line(out, "master", "log_level", levels[c->log_level & 3]);
+	cfg_line(out, "master", "control_socket", c->control_socket);
+	cfg_line(out, "master", "runtime_dir", c->runtime_dir);
+	cfg_line(out, "master", "subreaper", reapers[c->subreaper % 3]);
+	for (i = 0; i < c->nlisten; i++)
+		cfg_line(out, "listen", "address", c->listen[i].text);
+	snprintf(buf, sizeof(buf), "%d", c->backlog);
+	cfg_line(out, "listen", "backlog", buf);
+	if (c->socket_mode >= 0) {
+		snprintf(buf, sizeof(buf), "%04o", c->socket_mode);
+		cfg_line(out, "listen", "socket_mode", buf);
+	}
+	cfg_line(out, "listen", "socket_owner", c->socket_owner);
+	cfg_line(out, "worker", "command", c->command);
+	snprintf(buf, sizeof(buf), "%u", c->count);
+	cfg_line(out, "worker", "count", buf);
+	cfg_line(out, "worker", "user", c->user);
+	cfg_line(out, "worker", "group", c->group);
+	cfg_line(out, "worker", "working_dir", c->working_dir);
+	if (c->umask >= 0) {
+		snprintf(buf, sizeof(buf), "%04o", c->umask);
+		cfg_line(out, "worker", "umask", buf);
+	}
+	for (i = 0; i < c->env.n; i++)
+		cfg_line(out, "worker", "env", c->env.v[i]);
+	cfg_line(out, "worker", "clear_env", c->clear_env ? "yes" : "no");
+	cfg_line(out, "worker", "stop_signal", signal_name(c->stop_signal));
+	cfg_ms(out, "worker", "kill_timeout", c->kill_timeout_ms);
+	if (c->ready_notify)
+		cfg_line(out, "worker", "ready", "notify");
+	else
+		cfg_ms(out, "worker", "ready", c->ready_ms);
+	cfg_ms(out, "worker", "ready_timeout", c->ready_timeout_ms);
+	cfg_ms(out, "worker", "watchdog", c->watchdog_ms);
+	cfg_line(out, "worker", "master_death_signal",
+	    signal_name(c->master_death_signal));
+	cfg_ms(out, "worker", "restart_delay_max", c->restart_delay_max_ms);
+	cfg_line(out, "worker", "log_raw", c->log_raw ? "yes" : "no");
+}
+
+int
+state_config_load(const struct strvec *lines, struct config *c,
+    struct errlist *errs)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < lines->n; i++) {
+		char *sec = xstrdup(lines->v[i]);
+		char *key = strchr(sec, '\t'), *value;
+
+		if (key == NULL || (value = strchr(key + 1, '\t')) == NULL) {
+			free(sec);
+			errlist_add(errs, "state: bad configuration line");
+			return EX_CONFIG_;
+		}
+		*key++ = '\0';
+		*value++ = '\0';
+		if (strcmp(key, "path") == 0 && *sec == '\0') {
+			free(c->path);
+			c->path = xstrdup(value);
+		} else if (config_set(c, sec, key, value, "state", errs) != 0)
+			r = EX_CONFIG_;
+		free(sec);
+	}
+	if (r == 0 && config_validate(c, false, errs) != 0)
+		r = EX_CONFIG_;
+	return r;
+}
