@@ -12,8 +12,9 @@ DESTDIR	?=
 CC	?= cc
 CFLAGS	?= -O2 -g
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS	+= -std=gnu11 $(WARN)
 CPPFLAGS += -D_GNU_SOURCE
+# Kept apart from CFLAGS so that "make CFLAGS=..." keeps them.
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS)
 # libev ships no pkg-config file on Debian; inih and check do.
 INIH_LIBS  = $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -33,19 +34,19 @@ UNIT	= $(patsubst %.c,%,$(wildcard tests/unit/check_*.c))
 all: fugue examples/hello tests/worker
 
 fugue: src/main.o $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ src/main.o $(OBJS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ src/main.o $(OBJS) $(LIBS)
 
 src/%.o: src/%.c $(HDRS)
-	$(CC) $(CPPFLAGS) -DFUGUE_VERSION='"$(VERSION)"' $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -DFUGUE_VERSION='"$(VERSION)"' $(ALL_CFLAGS) -c -o $@ $<
 
 examples/hello: examples/hello.c
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
 tests/worker: tests/worker.c
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
 tests/unit/check_%: tests/unit/check_%.c $(OBJS)
-	$(CC) $(CPPFLAGS) -Isrc $(CHECK_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(OBJS) $(LIBS) $(CHECK_LIBS)
+	$(CC) $(CPPFLAGS) -Isrc $(CHECK_CFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJS) $(LIBS) $(CHECK_LIBS)
 
 deps:
 	@sh tools/deps.sh

@@ -147,6 +147,7 @@ gen_plan(struct master *m, struct generation *g, char *err, size_t len)
 	    NULL, err, len) == -1)
 		return -1;
 	g->plan.devnull = m->devnull;
+	g->plan.nofile = m->nofile;
 	return 0;
 }
 

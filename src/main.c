@@ -447,15 +447,20 @@ run_upgraded(struct args *a, char **argv, char *self, int state_fd)
 }
 
 /* Each worker costs the master fds: take all the kernel allows. */
-static void
+static long long
 raise_fd_limit(void)
 {
 	struct rlimit rl;
+	long long orig;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -1;
+	orig = rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	return orig;	/* workers get this back */
 }
 
 int
@@ -471,6 +476,7 @@ main(int argc, char **argv)
 	char *self = NULL;
 	const char *env;
 	int r, state_fd = -1;
+	long long nofile;
 
 	/* Held, never fatal, until the master's watchers are in place. */
 	sigemptyset(&set);
@@ -531,12 +537,13 @@ main(int argc, char **argv)
 		goto out;
 	}
 
-	raise_fd_limit();
+	nofile = raise_fd_limit();
 	log_set_level(c.log_level);
 	log_set_echo(1);
 	master_init(&m, &c, reload_config, &a);
 	m.self_path = self;
 	m.argv = argv;
+	m.nofile = nofile;
 	if ((r = master_open_logs(&m, err, sizeof(err))) != 0) {
 		fprintf(stderr, "fugue: %s\n", err);
 		goto out_master;

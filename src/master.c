@@ -47,6 +47,7 @@ master_init(struct master *m, struct config *c, config_loader load,
 	m->out_fd = 2;
 	m->pid_fd = -1;
 	m->notify_fd = -1;
+	m->nofile = -1;
 	m->target = m->cur.cfg.count;
 }
 

@@ -65,6 +65,7 @@ struct master {
 
 	struct worker_table wt;
 	int		 devnull;
+	long long	 nofile;	/* the soft fd limit fugue started with */
 	int		 log_fd;	/* log_file, -1 none */
 	int		 mlog_fd;	/* master_log_file, -1 none */
 	int		 out_fd;	/* where worker output goes */

@@ -1,4 +1,5 @@
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <linux/close_range.h>
@@ -177,6 +178,7 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	p->working_dir = c->working_dir;
 	p->umask = c->umask;
 	p->death_signal = c->master_death_signal;
+	p->nofile = -1;
 	p->master_pid = master;
 	return 0;
 }
@@ -271,6 +273,15 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 	if (getppid() != p->master_pid) {
 		errno = ESRCH;
 		child_fail(errpipe, SP_ORPHANED);
+	}
+	/* The soft fd limit fugue had before it raised its own. */
+	if (p->nofile >= 0) {
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rl.rlim_cur = (rlim_t)p->nofile;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	if (p->working_dir && chdir(p->working_dir) == -1)
 		child_fail(errpipe, SP_CHDIR);

@@ -37,6 +37,7 @@ struct spawn_plan {
 	const char	*working_dir;
 	int		 umask;		/* -1: keep */
 	int		 death_signal;
+	long long	 nofile;	/* RLIMIT_NOFILE soft limit to restore, -1 keep */
 	pid_t		 master_pid;
 };
 

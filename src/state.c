@@ -10,6 +10,7 @@
  *   worker PID SLOT GEN STATE EXEC_OK FAILED EXECFD OUTFD RESTARTS
  *          BACKOFF_MS LAST_STATUS AGE_MS READY_AGE_MS TIMER_MS
  *   pipe FD SLOT PID
+ *   nofile SOFT_LIMIT
  *   cfg SECTION KEY VALUE
  *   end
  */
@@ -95,6 +96,7 @@ state_format(const struct state *s, size_t *len)
 		    (long long)w->age_ms, (long long)w->ready_age_ms,
 		    (long long)w->timer_ms);
 	}
+	put(&o, "nofile %lld\n", s->nofile);
 	for (i = 0; i < s->nps; i++)
 		put(&o, "pipe %d %u %ld\n", s->ps[i].fd, s->ps[i].slot,
 		    (long)s->ps[i].pid);
@@ -292,6 +294,12 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		s->nps++;
 		return 0;
 	}
+	if (strcmp(f[0], "nofile") == 0 && nf == 2) {
+		if (num(f[1], -1, LLONG_MAX / 2, &v[0]) == -1)
+			goto bad;
+		s->nofile = v[0];
+		return 0;
+	}
 	if (strcmp(f[0], "cfg") == 0 && nf == 4) {
 		if (decode(f[1]) == -1 || decode(f[2]) == -1 ||
 		    decode(f[3]) == -1 || strchr(f[1], '\t') ||
@@ -318,6 +326,7 @@ state_parse(const char *buf, size_t len, struct state *s, char *err,
 
 	memset(s, 0, sizeof(*s));
 	s->pid_fd = s->notify_fd = -1;
+	s->nofile = -1;
 	if (memchr(buf, '\0', len)) {
 		snprintf(err, errlen, "state has a NUL byte");
 		return -1;

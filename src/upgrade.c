@@ -164,6 +164,7 @@ state_build(struct master *m, struct state *s)
 	s->cur_gen = m->cur.id;
 	s->last_gen = m->last_gen;
 	s->target = m->target;
+	s->nofile = m->nofile;
 	s->pid_fd = m->pid_fd;
 	s->notify_fd = m->notify_fd;
 	s->notify_path = m->notify_path;
@@ -329,6 +330,7 @@ upgrade_adopt(struct master *m, struct state *s)
 	m->cur.id = s->cur_gen;
 	m->last_gen = s->last_gen > s->cur_gen ? s->last_gen : s->cur_gen;
 	m->target = s->target;
+	m->nofile = s->nofile;
 	m->pid_fd = s->pid_fd;
 	if (s->notify_fd >= 0) {
 		m->notify_fd = s->notify_fd;

@@ -46,6 +46,7 @@ struct state_pipe {
 struct state {
 	unsigned version;
 	unsigned cur_gen, last_gen, target;
+	long long nofile;	/* the soft fd limit to give workers, -1 none */
 	int	 pid_fd;	/* -1 none */
 	int	 notify_fd;	/* -1 none */
 	char	*notify_path;
