@@ -122,6 +122,10 @@ int	parse_address(const char *s, struct address *a, char *err, size_t len);
  * Appends the words to out. -1 with err on unbalanced quotes or no word. */
 int	split_command(const char *s, struct strvec *out, char *err, size_t len);
 
+/* p made absolute against the current directory, "." and "//" dropped;
+ * NULL with err when there is no current directory. */
+char	*path_absolute(const char *p, char *err, size_t len);
+
 /* Format a duration back ("1.5s", "250ms", "30s"), for logs. */
 void	format_duration(int64_t ms, char *buf, size_t len);
 

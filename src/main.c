@@ -248,24 +248,10 @@ build_config(struct args *a, struct config *c, struct errlist *errs)
 {
 	int r = 0;
 
-	if (a->config) {
-		char *abs = NULL;
-
-		if (a->config[0] != '/') {
-			char cwd[PATH_MAX];
-
-			if (getcwd(cwd, sizeof(cwd)) == NULL) {
-				errlist_add(errs, "getcwd: %s",
-				    strerror(errno));
-				return EX_OSERR_;
-			}
-			abs = xprintf("%s/%s", cwd, a->config);
-		}
-		r = config_load(c, abs ? abs : a->config, errs);
-		free(abs);
-		if (r == EX_NOINPUT_)
-			return r;
-	}
+	/* As typed, so that errors name it so; config_load keeps the
+	 * absolute path for reloads and upgrades. */
+	if (a->config && (r = config_load(c, a->config, errs)) == EX_NOINPUT_)
+		return r;
 	for (size_t i = 0; i < a->nov; i++) {
 		bool first = true;
 
@@ -287,7 +273,8 @@ build_config(struct args *a, struct config *c, struct errlist *errs)
 		free(c->command);
 		c->command = join_command(a->command, a->ncommand);
 	}
-	if (config_validate(c, a->daemonize, errs) != 0)
+	/* Checks across keys only make sense once every key parsed. */
+	if (r == 0 && config_validate(c, a->daemonize, errs) != 0)
 		r = EX_CONFIG_;
 	if (check_config_owner(c->path, errs) != 0)
 		r = EX_CONFIG_;

@@ -175,6 +175,9 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	p->gid = c->gid;
 	p->groups = c->groups;
 	p->ngroups = c->ngroups;
+	/* With group alone, root still sheds its own supplementary groups. */
+	p->set_groups = p->set_creds && c->ngroups > 0 &&
+	    (c->user != NULL || geteuid() == 0);
 	p->working_dir = c->working_dir;
 	p->umask = c->umask;
 	p->death_signal = c->master_death_signal;
@@ -258,8 +261,7 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 	syscall(SYS_close_range, n, ~0U, CLOSE_RANGE_CLOEXEC);
 
 	if (p->set_creds) {
-		if (p->uid != (uid_t)-1 &&
-		    setgroups(p->ngroups, p->groups) == -1)
+		if (p->set_groups && setgroups(p->ngroups, p->groups) == -1)
 			child_fail(errpipe, SP_SETGROUPS);
 		if (setgid(p->gid) == -1)
 			child_fail(errpipe, SP_SETGID);

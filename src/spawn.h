@@ -34,6 +34,7 @@ struct spawn_plan {
 	gid_t		 gid;
 	const gid_t	*groups;
 	int		 ngroups;
+	bool		 set_groups;	/* setgroups(groups) before setgid */
 	const char	*working_dir;
 	int		 umask;		/* -1: keep */
 	int		 death_signal;

@@ -60,10 +60,21 @@ workers_find_slot(const struct worker_table *t, unsigned gen, unsigned slot)
 int
 workers_free_slot(const struct worker_table *t, unsigned gen, unsigned target)
 {
+	unsigned char *used;
+	int slot = -1;
+
+	/* One pass over the table, not one per slot: count may be 10000. */
+	used = xcalloc(target ? target : 1, 1);
+	for (struct worker *w = t->head; w; w = w->next)
+		if (w->gen == gen && w->state != W_DRAINING && w->slot < target)
+			used[w->slot] = 1;
 	for (unsigned s = 0; s < target; s++)
-		if (workers_find_slot(t, gen, s) == NULL)
-			return (int)s;
-	return -1;
+		if (!used[s]) {
+			slot = (int)s;
+			break;
+		}
+	free(used);
+	return slot;
 }
 
 unsigned

@@ -1,0 +1,35 @@
+/* The control socket: line commands from root or fugue's own user, answered
+ * with one reply each; reload and upgrade answer only once the outcome is
+ * known. And its client, for `fugue -c FILE status|reload|upgrade`. */
+#ifndef FUGUE_CONTROL_H
+#define FUGUE_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CTL_LINE_MAX	256
+
+struct master;
+
+/* Bind the control socket at path (mode 0600, a stale socket replaced).
+ * Returns the listening fd or -1 with err. */
+int	control_open(const char *path, char *err, size_t len);
+/* Serve it from the master's loop. */
+void	control_start(struct master *m, int fd);
+/* Answer every client waiting for the operation now ending: word is "ok",
+ * "refused" or "failed". */
+void	control_outcome(struct master *m, const char *word, const char *fmt,
+	    ...) __attribute__((format(printf, 3, 4)));
+/* Re-attach a client that waited across an upgrade's re-exec. */
+void	control_adopt_waiter(struct master *m, int fd, unsigned after);
+/* Close the socket and every client; remove the file when ours. */
+void	control_close(struct master *m, bool unlink_file);
+
+/* The status report, as a table or JSON; malloc'd. */
+char	*control_status(struct master *m, bool json);
+
+/* Client: send cmd to the socket at path and copy the reply to stdout.
+ * Returns 0 for "ok", 78 for "refused", 69 for "failed" or no answer. */
+int	control_request(const char *path, const char *cmd);
+
+#endif
