@@ -9,7 +9,26 @@
 
 #define CTL_LINE_MAX	256
 
+#include <ev.h>
+
+#include "logging.h"
+
 struct master;
+
+/* One connected client. */
+struct ctl_client {
+	struct ctl_client *next, *prev;
+	struct master	*m;
+	ev_io		 io;
+	ev_timer	 timer;
+	char		 line[CTL_LINE_MAX];
+	size_t		 len;
+	bool		 waiting;	/* for an operation's outcome */
+	unsigned	 after;		/* one that starts after op number */
+	struct outbuf	 out;
+	size_t		 sent;
+};
+
 
 /* Bind the control socket at path (mode 0600, a stale socket replaced).
  * Returns the listening fd or -1 with err. */
@@ -20,6 +39,9 @@ void	control_start(struct master *m, int fd);
  * "refused" or "failed". */
 void	control_outcome(struct master *m, const char *word, const char *fmt,
 	    ...) __attribute__((format(printf, 3, 4)));
+/* Whether c awaits an outcome, with its fd and the op it waits after. */
+bool	control_client_waiting(const struct ctl_client *c, int *fd,
+	    unsigned *after);
 /* Re-attach a client that waited across an upgrade's re-exec. */
 void	control_adopt_waiter(struct master *m, int fd, unsigned after);
 /* Close the socket and every client; remove the file when ours. */

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "logging.h"
 #include "master.h"
 #include "notify.h"
@@ -97,9 +98,10 @@ gen_bind(struct generation *g, const struct generation *prev, char *err,
 }
 
 int
-master_bind(struct master *m, char *err, size_t len)
+master_bind(struct master *m, const struct generation *activated, char *err,
+    size_t len)
 {
-	return gen_bind(&m->cur, NULL, err, len);
+	return gen_bind(&m->cur, activated, err, len);
 }
 
 /* fugue's own NOTIFY_SOCKET for workers, made when a generation wants it;
@@ -215,6 +217,8 @@ gen_commit(struct master *m)
 	m->upgrading = false;
 	notify_systemd("READY=1\nSTATUS=%u workers ready, generation %u",
 	    m->target, m->cur.id);
+	control_outcome(m, "ok", "generation %u serving %u workers", m->cur.id,
+	    m->target);
 	gen_free(&old);
 	gen_close_gone(m);
 	master_dequeue(m);
@@ -227,6 +231,8 @@ gen_rollback(struct master *m, const char *why)
 	log_error("%s failed: %s; generation %u keeps serving", op(m), why,
 	    m->cur.id);
 	/* READY=1 still, or systemd would stay "reloading". */
+	control_outcome(m, "failed", "%s; generation %u keeps serving", why,
+	    m->cur.id);
 	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
 	    "%u workers", m->cur.id, m->target);
 	for (struct worker *w = m->wt.head, *nx; w; w = nx) {
@@ -249,6 +255,16 @@ gen_check(struct master *m)
 		ev_timer_stop(m->loop, &m->gen_timer);
 		m->phase = M_RUNNING;
 		log_info("ready: %u workers", m->target);
+		if (m->ready_fd != -1) {
+			/* -d: the launcher may exit 0; we have no terminal. */
+			if (write(m->ready_fd, "ready\n", 6) != 6)
+				log_warn("-d: cannot tell the launcher");
+			close(m->ready_fd);
+			m->ready_fd = -1;
+			dup2(m->devnull, 0);
+			dup2(m->devnull, 1);
+			dup2(m->devnull, 2);
+		}
 		notify_systemd("READY=1\nSTATUS=%u workers ready, generation "
 		    "%u", m->target, m->cur.id);
 		master_dequeue(m);
@@ -296,6 +312,8 @@ master_reload(struct master *m)
 		master_enqueue(m, Q_RELOAD);
 		return;
 	}
+	if (!m->upgrading)
+		master_op_begin(m);
 	log_info("%s: reading the configuration", op(m));
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -309,6 +327,9 @@ master_reload(struct master *m)
 		    "nothing changed", op(m), errs.n, errs.n == 1 ? "" : "s");
 		notify_systemd("READY=1\nSTATUS=reload refused: invalid "
 		    "configuration");
+		control_outcome(m, "refused", "the configuration has %zu "
+		    "error%s: %s", errs.n, errs.n == 1 ? "" : "s",
+		    errs.n ? errs.v[0] : "?");
 		errlist_free(&errs);
 		gen_free(g);
 		m->upgrading = false;
@@ -318,6 +339,7 @@ master_reload(struct master *m)
 	if (gen_bind(g, &m->cur, err, sizeof(err)) != 0) {
 		log_error("%s refused: %s; nothing changed", op(m), err);
 		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);
+		control_outcome(m, "refused", "%s", err);
 		gen_free(g);
 		m->upgrading = false;
 		return;
@@ -326,6 +348,7 @@ master_reload(struct master *m)
 	if (gen_plan(m, g, err, sizeof(err)) != 0) {
 		log_error("%s refused: %s; nothing changed", op(m), err);
 		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);
+		control_outcome(m, "refused", "%s", err);
 		gen_close_bound(g);
 		gen_free(g);
 		m->upgrading = false;

@@ -2,6 +2,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
+#include <netdb.h>
+#include <stddef.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -177,4 +179,49 @@ listen_fdname(const struct address *a, char *buf, size_t len)
 	for (i = 0; buf[i]; i++)
 		if (buf[i] == ':' || (unsigned char)buf[i] < 0x20)
 			buf[i] = '_';
+}
+
+int
+listen_describe(int fd, struct address *a)
+{
+	char host[NI_MAXHOST];
+	int type, listening;
+	socklen_t len = sizeof(type);
+
+	memset(a, 0, sizeof(*a));
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	    type != SOCK_STREAM)
+		return -1;
+	len = sizeof(listening);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 ||
+	    !listening)
+		return -1;
+	a->salen = sizeof(a->sa);
+	if (getsockname(fd, (struct sockaddr *)&a->sa, &a->salen) == -1)
+		return -1;
+	a->family = a->sa.ss_family;
+	switch (a->family) {
+	case AF_UNIX: {
+		const struct sockaddr_un *sun = (struct sockaddr_un *)&a->sa;
+
+		if (a->salen <= offsetof(struct sockaddr_un, sun_path) ||
+		    sun->sun_path[0] == '\0')
+			return -1;	/* unnamed or abstract */
+		snprintf(a->text, sizeof(a->text), "unix:%.*s",
+		    (int)(a->salen - offsetof(struct sockaddr_un, sun_path)),
+		    sun->sun_path);
+		return 0;
+	}
+	case AF_INET:
+	case AF_INET6:
+		if (getnameinfo((struct sockaddr *)&a->sa, a->salen, host,
+		    sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+			return -1;
+		snprintf(a->text, sizeof(a->text), a->family == AF_INET6 ?
+		    "[%s]:%u" : "%s:%u", host, ntohs(a->family == AF_INET ?
+		    ((struct sockaddr_in *)&a->sa)->sin_port :
+		    ((struct sockaddr_in6 *)&a->sa)->sin6_port));
+		return 0;
+	}
+	return -1;
 }

@@ -27,6 +27,10 @@ int	listen_open(struct listener *l, const struct address *a, int backlog,
 /* Close; with unlink, remove a UNIX socket file if it is still ours. */
 void	listen_close(struct listener *l, bool unlink_file);
 
+/* What a listening stream socket fd is bound to, in the canonical text of
+ * parse_address (socket activation matches on it). -1 if not one. */
+int	listen_describe(int fd, struct address *a);
+
 /* LISTEN_FDNAMES entry for an address (no ':' allowed there). */
 void	listen_fdname(const struct address *a, char *buf, size_t len);
 

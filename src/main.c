@@ -5,8 +5,10 @@
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "logging.h"
 #include "master.h"
 #include "pidfile.h"
@@ -38,6 +41,8 @@ struct args {
 	bool		 test;
 	bool		 daemonize;
 	const char	*signal;
+	const char	*action;	/* status, reload, upgrade */
+	bool		 json;
 	char	       **command;	/* after "--" */
 	int		 ncommand;
 	struct override	*ov;
@@ -51,12 +56,16 @@ usage(FILE *f)
 	    "usage: fugue -c FILE [-t | -d | -s SIGNAL]\n"
 	    "       fugue [--listen ADDR ...] [--workers N] [--KEY VALUE ...] "
 	    "-- COMMAND [ARG ...]\n"
+	    "       fugue -c FILE status [--json] | reload | upgrade\n"
 	    "       fugue -V | -h\n"
 	    "\n"
 	    "  -c FILE     configuration file (see fugue.conf(5))\n"
 	    "  -t          test the configuration and exit (0, or 78)\n"
+	    "  -d          run as a daemon; exit 0 once the workers are ready\n"
 	    "  -s SIGNAL   signal the running master found through pid_file:\n"
 	    "              quit stop reload upgrade reopen incr decr\n"
+	    "  status      the workers of the running master (control_socket)\n"
+	    "  reload, upgrade  through control_socket, waiting for the outcome\n"
 	    "  -V          print the version\n"
 	    "  -h          this help\n"
 	    "  --KEY VALUE set any configuration key (--kill-timeout 10s);\n"
@@ -90,6 +99,10 @@ parse_args(int argc, char **argv, struct args *a)
 		if (strcmp(arg, "--help") == 0) {
 			usage(stdout);
 			exit(0);
+		}
+		if (strcmp(arg, "--json") == 0) {
+			a->json = true;
+			continue;
 		}
 		if (strcmp(arg, "--version") == 0) {
 			printf("fugue %s\n", FUGUE_VERSION);
@@ -130,6 +143,11 @@ parse_args(int argc, char **argv, struct args *a)
 			    eq ? (int)(eq - arg - 2) : (int)strlen(arg + 2),
 			    arg + 2);
 			a->nov++;
+			continue;
+		}
+		if ((strcmp(arg, "status") == 0 || strcmp(arg, "reload") == 0 ||
+		    strcmp(arg, "upgrade") == 0) && a->action == NULL) {
+			a->action = arg;
 			continue;
 		}
 		if (arg[0] != '-' || arg[1] == '\0')
@@ -433,6 +451,123 @@ run_upgraded(struct args *a, char **argv, char *self, int state_fd)
 	return r;
 }
 
+/* status, reload, upgrade: through the control socket, else signals. */
+static int
+run_action(const struct config *c, const struct args *a)
+{
+	char err[512];
+	pid_t pid;
+
+	if (c->control_socket)
+		return control_request(c->control_socket,
+		    strcmp(a->action, "status") == 0 && a->json ?
+		    "status json" : a->action);
+	if (strcmp(a->action, "status") == 0) {
+		fprintf(stderr, "fugue: status needs [master] control_socket\n");
+		return EX_CONFIG_;
+	}
+	if (c->pid_file == NULL) {
+		fprintf(stderr, "fugue: %s needs [master] control_socket (or "
+		    "pid_file, to signal without waiting)\n", a->action);
+		return EX_CONFIG_;
+	}
+	if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
+		fprintf(stderr, "fugue: %s\n", err);
+		return EX_UNAVAIL_;
+	}
+	if (kill(pid, a->action[0] == 'r' ? SIGHUP : SIGUSR2) == -1) {
+		fprintf(stderr, "fugue: pid %ld: %s\n", (long)pid,
+		    strerror(errno));
+		return EX_UNAVAIL_;
+	}
+	printf("fugue: sent %s to pid %ld; the outcome was not awaited (no "
+	    "control_socket)\n", a->action[0] == 'r' ? "HUP" : "USR2",
+	    (long)pid);
+	return 0;
+}
+
+/*
+ * -d: the launching process waits until the daemon reports its first
+ * generation ready on a pipe, and exits 0; if the daemon exits first, with
+ * its status. The daemon goes on in a new session. Returns the report fd in
+ * the daemon, or exits.
+ */
+static int
+daemonize(void)
+{
+	int p[2], status;
+	char buf[16];
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
+		fprintf(stderr, "fugue: -d: %s\n", strerror(errno));
+		exit(EX_OSERR_);
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		return p[1];
+	}
+	close(p[1]);
+	do
+		n = read(p[0], buf, sizeof(buf));
+	while (n == -1 && errno == EINTR);
+	if (n > 0 && memcmp(buf, "ready", 5) == 0)
+		exit(0);
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : EX_UNAVAIL_);
+	fprintf(stderr, "fugue: -d: the daemon died before it was ready\n");
+	exit(EX_UNAVAIL_);
+}
+
+/*
+ * Socket activation: listeners handed to fugue itself (LISTEN_FDS with our
+ * LISTEN_PID) are used instead of binding, matched by address. Returns 0,
+ * or 78 with err when one matches no configured address.
+ */
+static int
+activated_listeners(const struct config *c, struct generation *g, char *err,
+    size_t len)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	long n;
+
+	memset(g, 0, sizeof(*g));
+	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
+		return 0;
+	n = strtol(fds, NULL, 10);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (n <= 0 || n > 256)
+		return 0;
+	g->ls = xcalloc((size_t)n, sizeof(*g->ls));
+	for (int fd = 3; fd < 3 + n; fd++) {
+		struct listener *l = &g->ls[g->nls];
+		size_t i;
+
+		if (listen_describe(fd, &l->addr) == -1) {
+			snprintf(err, len, "LISTEN_FDS: fd %d is not a listening "
+			    "stream socket", fd);
+			return EX_CONFIG_;
+		}
+		for (i = 0; i < c->nlisten; i++)
+			if (strcmp(c->listen[i].text, l->addr.text) == 0)
+				break;
+		if (i == c->nlisten) {
+			snprintf(err, len, "LISTEN_FDS: fd %d (%s) matches no "
+			    "[listen] address", fd, l->addr.text);
+			return EX_CONFIG_;
+		}
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		l->fd = fd;	/* dev/ino 0: never unlinked by fugue */
+		log_info("listening on %s (socket activation)", l->addr.text);
+		g->nls++;
+	}
+	return 0;
+}
+
 /* Each worker costs the master fds: take all the kernel allows. */
 static long long
 raise_fd_limit(void)
@@ -462,7 +597,8 @@ main(int argc, char **argv)
 	pid_t holder;
 	char *self = NULL;
 	const char *env;
-	int r, state_fd = -1;
+	int r, state_fd = -1, ready_fd = -1;
+	struct generation act = { 0 };
 	long long nofile;
 
 	/* Held, never fatal, until the master's watchers are in place. */
@@ -500,7 +636,14 @@ main(int argc, char **argv)
 	}
 
 	r = build_config(&a, &c, &errs);
-	if (r == 0 && !a.signal && check_command(&c, &errs) != 0)
+	/* A client needs only where the master listens: a config broken
+	 * elsewhere is the master's to refuse, with its reasons. */
+	if ((a.signal || a.action) && r == EX_CONFIG_ &&
+	    (c.control_socket || c.pid_file)) {
+		errlist_free(&errs);
+		r = 0;
+	}
+	if (r == 0 && !a.signal && !a.action && check_command(&c, &errs) != 0)
 		r = a.test ? EX_CONFIG_ : EX_UNAVAIL_;
 	if (r != 0) {
 		print_errors(&errs);
@@ -517,12 +660,12 @@ main(int argc, char **argv)
 		r = send_signal(&c, a.signal);
 		goto out;
 	}
-	if (a.daemonize) {
-		fprintf(stderr, "fugue: -d: daemon mode is not implemented "
-		    "yet; run in the foreground\n");
-		r = EX_USAGE_;
+	if (a.action) {
+		r = run_action(&c, &a);
 		goto out;
 	}
+	if (a.daemonize)
+		ready_fd = daemonize();
 
 	nofile = raise_fd_limit();
 	log_set_level(c.log_level);
@@ -531,6 +674,7 @@ main(int argc, char **argv)
 	m.self_path = self;
 	m.argv = argv;
 	m.nofile = nofile;
+	m.ready_fd = ready_fd;
 	if ((r = master_open_logs(&m, err, sizeof(err))) != 0) {
 		fprintf(stderr, "fugue: %s\n", err);
 		goto out_master;
@@ -543,7 +687,14 @@ main(int argc, char **argv)
 			goto out_master;
 		}
 	}
-	if ((r = master_bind(&m, err, sizeof(err))) != 0) {
+	if (m.cur.cfg.control_socket && (m.ctl_fd = control_open(
+	    m.cur.cfg.control_socket, err, sizeof(err))) == -1) {
+		log_error("control socket: %s", err);
+		r = EX_CANTCREAT_;
+		goto out_master;
+	}
+	if ((r = activated_listeners(&m.cur.cfg, &act, err, sizeof(err))) != 0 ||
+	    (r = master_bind(&m, act.nls ? &act : NULL, err, sizeof(err))) != 0) {
 		log_error("%s", err);
 		goto out_master;
 	}
@@ -554,6 +705,9 @@ main(int argc, char **argv)
 	}
 	r = master_run(&m);
 out_master:
+	free(act.ls);
+	if (m.ctl_fd != -1)
+		control_close(&m, true);
 	if (m.pid_fd != -1)
 		pidfile_remove(m.cur.cfg.pid_file, m.pid_fd, m.pid);
 	master_free(&m);

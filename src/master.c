@@ -19,6 +19,7 @@
 #include "logging.h"
 #include "master.h"
 #include "notify.h"
+#include "control.h"
 #include "pidfile.h"
 #include "upgrade.h"
 
@@ -47,6 +48,8 @@ master_init(struct master *m, struct config *c, config_loader load,
 	m->out_fd = 2;
 	m->pid_fd = -1;
 	m->notify_fd = -1;
+	m->ctl_fd = -1;
+	m->ready_fd = -1;
 	m->nofile = -1;
 	m->target = m->cur.cfg.count;
 }
@@ -111,6 +114,7 @@ master_finish(struct master *m)
 		pidfile_remove(m->cur.cfg.pid_file, m->pid_fd, m->pid);
 	m->pid_fd = -1;
 	logsink_close_all(&m->sink);
+	control_close(m, true);
 	log_info("exiting with status %d", m->exit_code);
 	ev_break(m->loop, EVBREAK_ALL);
 }
@@ -192,8 +196,8 @@ scale_gen(struct master *m, unsigned gen, unsigned have, unsigned want)
 	}
 }
 
-static void
-scale(struct master *m, unsigned want)
+void
+master_scale(struct master *m, unsigned want)
 {
 	if (m->phase == M_STOPPING)
 		return;
@@ -205,6 +209,12 @@ scale(struct master *m, unsigned want)
 	}
 	m->target = want;
 	gen_check(m);
+}
+
+void
+master_op_begin(struct master *m)
+{
+	m->op_current = ++m->op_seq;
 }
 
 /* A reload or upgrade asked for while another runs: held, once. */
@@ -230,8 +240,8 @@ master_dequeue(struct master *m)
 		master_reload(m);
 }
 
-static void
-reopen_logs(struct master *m)
+void
+master_reopen_logs(struct master *m)
 {
 	char err[512];
 
@@ -265,14 +275,14 @@ signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 		upgrade_begin(m);
 		break;
 	case SIGUSR1:
-		reopen_logs(m);
+		master_reopen_logs(m);
 		break;
 	case SIGTTIN:
-		scale(m, m->target + 1);
+		master_scale(m, m->target + 1);
 		break;
 	case SIGTTOU:
 		if (m->target > 0)
-			scale(m, m->target - 1);
+			master_scale(m, m->target - 1);
 		break;
 	default:
 		break;	/* PIPE, WINCH: ignored */
@@ -391,6 +401,8 @@ master_run(struct master *m)
 		return EX_OSERR_;
 	}
 	watchdog_start(m);
+	if (m->ctl_fd != -1)
+		control_start(m, m->ctl_fd);
 	if (m->adopt)
 		run_adopted(m);
 	else if ((r = run_first(m)) != 0)

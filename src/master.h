@@ -32,6 +32,7 @@ struct generation {
 };
 
 struct state;
+struct ctl_client;
 
 /* Re-reads the configuration (the file and the command line over it). */
 typedef int (*config_loader)(void *arg, struct config *c,
@@ -71,6 +72,7 @@ struct master {
 	int		 out_fd;	/* where worker output goes */
 	struct logsink	 sink;		/* the workers' output pipes */
 	int		 pid_fd;	/* locked pid file, -1 none */
+	int		 ready_fd;	/* -d: tell the launcher, -1 none */
 
 	int		 exec_stage;	/* last exec failure, logged once */
 	int		 exec_errno;
@@ -80,6 +82,12 @@ struct master {
 	char		*notify_path;
 	ev_io		 notify_io;
 	ev_timer	 watchdog;	/* systemd's, at half its interval */
+
+	int		 ctl_fd;	/* control socket, -1 none */
+	ev_io		 ctl_io;
+	struct ctl_client *ctl_clients;
+	unsigned	 op_seq;	/* reloads and upgrades started */
+	unsigned	 op_current;	/* the one running (or last run) */
 
 	ev_signal	 sigs[MASTER_NSIG];
 	ev_child	 child;
@@ -92,8 +100,10 @@ void	master_init(struct master *m, struct config *c, config_loader load,
 	    void *load_arg);
 /* Open log_file and master_log_file. Returns 0 or 73 with err. */
 int	master_open_logs(struct master *m, char *err, size_t len);
-/* Bind every listener, all or nothing. Returns 0 or an exit code. */
-int	master_bind(struct master *m, char *err, size_t len);
+/* Bind every listener, all or nothing, taking those systemd handed over
+ * (activated, may be NULL). Returns 0 or an exit code. */
+int	master_bind(struct master *m, const struct generation *activated,
+	    char *err, size_t len);
 /* Start the workers and run the loop until the end; the exit code. */
 int	master_run(struct master *m);
 void	master_free(struct master *m);
@@ -104,6 +114,10 @@ void	master_finish(struct master *);
 void	master_reload(struct master *);
 void	master_enqueue(struct master *, int what);
 void	master_dequeue(struct master *);
+void	master_scale(struct master *, unsigned want);
+void	master_reopen_logs(struct master *);
+/* A reload or upgrade begins: what control clients wait for. */
+void	master_op_begin(struct master *);
 
 void	gen_free(struct generation *);
 void	gen_close_bound(struct generation *);

@@ -11,6 +11,8 @@
  *          BACKOFF_MS LAST_STATUS AGE_MS READY_AGE_MS TIMER_MS
  *   pipe FD SLOT PID
  *   nofile SOFT_LIMIT
+ *   control FD OP_SEQ OP_CURRENT
+ *   waiter FD AFTER
  *   cfg SECTION KEY VALUE
  *   end
  */
@@ -97,6 +99,9 @@ state_format(const struct state *s, size_t *len)
 		    (long long)w->timer_ms);
 	}
 	put(&o, "nofile %lld\n", s->nofile);
+	put(&o, "control %d %u %u\n", s->ctl_fd, s->op_seq, s->op_current);
+	for (i = 0; i < s->nwaiters; i++)
+		put(&o, "waiter %d %u\n", s->waiters[i].fd, s->waiters[i].after);
 	for (i = 0; i < s->nps; i++)
 		put(&o, "pipe %d %u %ld\n", s->ps[i].fd, s->ps[i].slot,
 		    (long)s->ps[i].pid);
@@ -300,6 +305,26 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		s->nofile = v[0];
 		return 0;
 	}
+	if (strcmp(f[0], "control") == 0 && nf == 4) {
+		if (num(f[1], -1, FD_LIMIT, &v[0]) == -1 ||
+		    num(f[2], 0, UINT_MAX, &v[1]) == -1 ||
+		    num(f[3], 0, UINT_MAX, &v[2]) == -1)
+			goto bad;
+		s->ctl_fd = v[0];
+		s->op_seq = v[1];
+		s->op_current = v[2];
+		return 0;
+	}
+	if (strcmp(f[0], "waiter") == 0 && nf == 3) {
+		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1 ||
+		    num(f[2], 0, UINT_MAX, &v[1]) == -1)
+			goto bad;
+		s->waiters = grow(s->waiters, s->nwaiters, sizeof(*s->waiters));
+		s->waiters[s->nwaiters].fd = v[0];
+		s->waiters[s->nwaiters].after = v[1];
+		s->nwaiters++;
+		return 0;
+	}
 	if (strcmp(f[0], "cfg") == 0 && nf == 4) {
 		if (decode(f[1]) == -1 || decode(f[2]) == -1 ||
 		    decode(f[3]) == -1 || strchr(f[1], '\t') ||
@@ -325,7 +350,7 @@ state_parse(const char *buf, size_t len, struct state *s, char *err,
 	long long ver;
 
 	memset(s, 0, sizeof(*s));
-	s->pid_fd = s->notify_fd = -1;
+	s->pid_fd = s->notify_fd = s->ctl_fd = -1;
 	s->nofile = -1;
 	if (memchr(buf, '\0', len)) {
 		snprintf(err, errlen, "state has a NUL byte");
@@ -397,9 +422,10 @@ state_free(struct state *s)
 	free(s->ls);
 	free(s->ws);
 	free(s->ps);
+	free(s->waiters);
 	strvec_clear(&s->cfg);
 	memset(s, 0, sizeof(*s));
-	s->pid_fd = s->notify_fd = -1;
+	s->pid_fd = s->notify_fd = s->ctl_fd = -1;
 }
 
 /* ---- the configuration, key by key ---- */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "logging.h"
 #include "master.h"
 #include "notify.h"
@@ -56,6 +57,7 @@ refuse(struct master *m, const char *why)
 {
 	log_error("upgrade refused: %s; nothing changed", why);
 	notify_systemd("READY=1\nSTATUS=upgrade refused: %s", why);
+	control_outcome(m, "refused", "%s; nothing changed", why);
 	master_dequeue(m);
 }
 
@@ -73,6 +75,7 @@ upgrade_begin(struct master *m)
 		master_enqueue(m, Q_UPGRADE);
 		return;
 	}
+	master_op_begin(m);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000);
@@ -211,6 +214,21 @@ state_build(struct master *m, struct state *s)
 		s->ps[s->nps].pid = lp->pid;
 		s->nps++;
 	}
+	s->ctl_fd = m->ctl_fd;
+	s->op_seq = m->op_seq;
+	s->op_current = m->op_current;
+	for (struct ctl_client *c = m->ctl_clients; c; c = c->next) {
+		int fd;
+		unsigned after;
+
+		if (!control_client_waiting(c, &fd, &after))
+			continue;
+		s->waiters = xrealloc(s->waiters, (s->nwaiters + 1) *
+		    sizeof(*s->waiters));
+		s->waiters[s->nwaiters].fd = fd;
+		s->waiters[s->nwaiters].after = after;
+		s->nwaiters++;
+	}
 	state_config_dump(&m->cur.cfg, &s->cfg);
 }
 
@@ -233,6 +251,10 @@ state_fds_inherit(const struct state *s, int memfd, bool on)
 			fcntl(s->ws[i].execfd, F_SETFD, flag);
 	for (i = 0; i < s->nps; i++)
 		fcntl(s->ps[i].fd, F_SETFD, flag);
+	if (s->ctl_fd >= 0)
+		fcntl(s->ctl_fd, F_SETFD, flag);
+	for (i = 0; i < s->nwaiters; i++)
+		fcntl(s->waiters[i].fd, F_SETFD, flag);
 }
 
 static void
@@ -383,6 +405,14 @@ upgrade_adopt(struct master *m, struct state *s)
 	}
 	if (m->pid_fd >= 0)
 		fcntl(m->pid_fd, F_SETFD, FD_CLOEXEC);
+	m->op_seq = s->op_seq;
+	m->op_current = s->op_current;
+	if (s->ctl_fd >= 0) {
+		fcntl(s->ctl_fd, F_SETFD, FD_CLOEXEC);
+		control_start(m, s->ctl_fd);
+	}
+	for (i = 0; i < s->nwaiters; i++)
+		control_adopt_waiter(m, s->waiters[i].fd, s->waiters[i].after);
 	if (m->notify_fd >= 0)
 		fcntl(m->notify_fd, F_SETFD, FD_CLOEXEC);
 

@@ -43,6 +43,11 @@ struct state_pipe {
 	pid_t	 pid;
 };
 
+struct state_waiter {
+	int	 fd;		/* a control client awaiting the outcome */
+	unsigned after;
+};
+
 struct state {
 	unsigned version;
 	unsigned cur_gen, last_gen, target;
@@ -56,6 +61,10 @@ struct state {
 	size_t	 nws;
 	struct state_pipe *ps;
 	size_t	 nps;
+	int	 ctl_fd;	/* control socket, -1 none */
+	unsigned op_seq, op_current;
+	struct state_waiter *waiters;
+	size_t	 nwaiters;
 	struct strvec cfg;	/* "section\tkey\tvalue" of the running config */
 };
 
