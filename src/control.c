@@ -120,51 +120,90 @@ client_reply_owned(struct ctl_client *c, char *text)
 	client_reply(c, "%s", "");
 }
 
+enum ctl_verb
+control_parse(const char *line, size_t n, unsigned *count)
+{
+	static const struct {
+		const char	*word;
+		enum ctl_verb	 verb;
+	} verbs[] = {
+		{ "status", CTL_STATUS }, { "status json", CTL_STATUS_JSON },
+		{ "reload", CTL_RELOAD }, { "upgrade", CTL_UPGRADE },
+		{ "stop", CTL_STOP }, { "quit", CTL_QUIT },
+		{ "reopen", CTL_REOPEN },
+	};
+	char buf[CTL_LINE_MAX];
+	unsigned long v;
+
+	if (n >= sizeof(buf) || memchr(line, '\0', n))
+		return CTL_BAD;
+	memcpy(buf, line, n);
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[n - 1] = '\0';
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(buf, verbs[i].word) == 0)
+			return verbs[i].verb;
+	if (strncmp(buf, "scale ", 6) == 0 &&
+	    parse_uint(buf + 6, 0, 10000, &v) == 0) {
+		*count = (unsigned)v;
+		return CTL_SCALE;
+	}
+	return CTL_BAD;
+}
+
 static void
-client_command(struct ctl_client *c, char *cmd)
+client_command(struct ctl_client *c, const char *line, size_t n)
 {
 	struct master *m = c->m;
-	unsigned long n;
+	unsigned count = 0;
+	enum ctl_verb verb = control_parse(line, n, &count);
 
-	log_debug("control: %s", cmd);
-	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0) {
-		client_reply_owned(c, control_status(m, cmd[6] != '\0'));
-	} else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "upgrade") == 0) {
+	switch (verb) {
+	case CTL_STATUS:
+	case CTL_STATUS_JSON:
+		client_reply_owned(c, control_status(m, verb == CTL_STATUS_JSON));
+		break;
+	case CTL_RELOAD:
+	case CTL_UPGRADE:
 		if (m->phase == M_STOPPING) {
 			client_reply(c, "refused: fugue is stopping\n");
-			return;
+			break;
 		}
 		/* Wait for the first operation that starts from now on. */
 		c->waiting = true;
 		c->after = m->op_seq;
 		ev_timer_stop(m->loop, &c->timer);
 		ev_io_stop(m->loop, &c->io);
-		if (cmd[0] == 'r')
+		if (verb == CTL_RELOAD)
 			master_reload(m);
 		else
 			upgrade_begin(m);
-	} else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "quit") == 0) {
-		bool quick = cmd[0] == 's';
-
-		client_reply(c, "ok: stopping (%s)\n", quick ? "quick" :
-		    "graceful");
-		master_stop(m, quick);
-	} else if (strcmp(cmd, "reopen") == 0) {
+		break;
+	case CTL_STOP:
+	case CTL_QUIT:
+		client_reply(c, "ok: stopping (%s)\n", verb == CTL_STOP ?
+		    "quick" : "graceful");
+		master_stop(m, verb == CTL_STOP);
+		break;
+	case CTL_REOPEN:
 		master_reopen_logs(m);
 		client_reply(c, "ok: log files reopened\n");
-	} else if (strncmp(cmd, "scale ", 6) == 0) {
-		if (parse_uint(cmd + 6, 0, 10000, &n) == -1)
-			client_reply(c, "error: scale takes a count from 0 to "
-			    "10000\n");
-		else if (m->phase == M_STOPPING)
+		break;
+	case CTL_SCALE:
+		if (m->phase == M_STOPPING)
 			client_reply(c, "refused: fugue is stopping\n");
 		else {
-			master_scale(m, (unsigned)n);
-			client_reply(c, "ok: %lu workers\n", n);
+			master_scale(m, count);
+			client_reply(c, "ok: %u workers\n", count);
 		}
-	} else
+		break;
+	case CTL_BAD:
 		client_reply(c, "error: unknown command; try status, status "
-		    "json, reload, upgrade, scale N, reopen, stop, quit\n");
+		    "json, reload, upgrade, scale N (0 to 10000), reopen, "
+		    "stop, quit\n");
+		break;
+	}
 }
 
 static void
@@ -194,14 +233,7 @@ client_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 			client_reply(c, "error: command too long\n");
 		return;
 	}
-	if (memchr(c->line, '\0', (size_t)(nl - c->line))) {
-		client_reply(c, "error: NUL byte in the command\n");
-		return;
-	}
-	*nl = '\0';
-	if (nl > c->line && nl[-1] == '\r')
-		nl[-1] = '\0';
-	client_command(c, c->line);
+	client_command(c, c->line, (size_t)(nl - c->line));
 }
 
 static void

@@ -30,6 +30,15 @@ struct ctl_client {
 };
 
 
+enum ctl_verb {
+	CTL_BAD, CTL_STATUS, CTL_STATUS_JSON, CTL_RELOAD, CTL_UPGRADE,
+	CTL_STOP, CTL_QUIT, CTL_REOPEN, CTL_SCALE,
+};
+
+/* One command line (without its newline, n bytes, NUL bytes are bad) into
+ * a verb and, for scale, its count. Pure: fuzzed. */
+enum ctl_verb control_parse(const char *line, size_t n, unsigned *count);
+
 /* Bind the control socket at path (mode 0600, a stale socket replaced).
  * Returns the listening fd or -1 with err. */
 int	control_open(const char *path, char *err, size_t len);
