@@ -325,6 +325,7 @@ run_adopted(struct master *m)
 
 	upgrade_adopt(m, m->adopt);
 	state_free(m->adopt);
+	free(m->adopt);
 	m->adopt = NULL;
 	/* A worker that died during the exec left a zombie but no SIGCHLD
 	 * we could see: reap each adopted pid once. */
