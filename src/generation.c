@@ -308,7 +308,8 @@ master_reload(struct master *m)
 
 	if (m->phase == M_STOPPING)
 		return;
-	if (m->phase == M_STARTING || m->next.id || m->check_pid) {
+	if (m->phase == M_STARTING || m->next.id || m->check_pid ||
+	    m->exec_pending) {
 		master_enqueue(m, Q_RELOAD);
 		return;
 	}

@@ -221,6 +221,10 @@ master_op_begin(struct master *m)
 void
 master_enqueue(struct master *m, int what)
 {
+	if (m->exec_pending) {
+		m->queued = what > (int)m->queued ? what : (int)m->queued;
+		return;
+	}
 	if ((int)m->queued < what) {
 		log_info("%s: queued until the current one ends",
 		    what == Q_UPGRADE ? "upgrade" : "reload");
@@ -258,6 +262,11 @@ signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (m->exec_pending) {
+		/* Blocked now: pending across the exec, for the new image. */
+		kill(m->pid, s->signum);
+		return;
+	}
 	switch (s->signum) {
 	case SIGTERM:
 	case SIGQUIT:

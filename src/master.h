@@ -55,6 +55,7 @@ struct master {
 	unsigned	 next_target;
 	enum { Q_NONE, Q_RELOAD, Q_UPGRADE } queued;	/* one, never lost */
 	bool		 upgrading;	/* this reload completes an upgrade */
+	bool		 exec_pending;	/* the upgrade's exec is imminent */
 	const char	*self_path;	/* the binary to re-exec, absolute */
 	char	       **argv;		/* the arguments to re-exec with */
 	struct state	*adopt;		/* after an upgrade: what to take over */

@@ -11,7 +11,7 @@
  *          BACKOFF_MS LAST_STATUS AGE_MS READY_AGE_MS TIMER_MS
  *   pipe FD SLOT PID
  *   nofile SOFT_LIMIT
- *   control FD OP_SEQ OP_CURRENT
+ *   control FD OP_SEQ OP_CURRENT QUEUED
  *   waiter FD AFTER
  *   cfg SECTION KEY VALUE
  *   end
@@ -99,7 +99,8 @@ state_format(const struct state *s, size_t *len)
 		    (long long)w->timer_ms);
 	}
 	put(&o, "nofile %lld\n", s->nofile);
-	put(&o, "control %d %u %u\n", s->ctl_fd, s->op_seq, s->op_current);
+	put(&o, "control %d %u %u %d\n", s->ctl_fd, s->op_seq, s->op_current,
+	    s->queued);
 	for (i = 0; i < s->nwaiters; i++)
 		put(&o, "waiter %d %u\n", s->waiters[i].fd, s->waiters[i].after);
 	for (i = 0; i < s->nps; i++)
@@ -305,14 +306,16 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		s->nofile = v[0];
 		return 0;
 	}
-	if (strcmp(f[0], "control") == 0 && nf == 4) {
+	if (strcmp(f[0], "control") == 0 && nf == 5) {
 		if (num(f[1], -1, FD_LIMIT, &v[0]) == -1 ||
 		    num(f[2], 0, UINT_MAX, &v[1]) == -1 ||
-		    num(f[3], 0, UINT_MAX, &v[2]) == -1)
+		    num(f[3], 0, UINT_MAX, &v[2]) == -1 ||
+		    num(f[4], 0, 2, &v[3]) == -1)
 			goto bad;
 		s->ctl_fd = v[0];
 		s->op_seq = v[1];
 		s->op_current = v[2];
+		s->queued = v[3];
 		return 0;
 	}
 	if (strcmp(f[0], "waiter") == 0 && nf == 3) {

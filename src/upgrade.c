@@ -71,7 +71,8 @@ upgrade_begin(struct master *m)
 
 	if (m->phase == M_STOPPING)
 		return;
-	if (m->phase == M_STARTING || m->next.id || m->check_pid) {
+	if (m->phase == M_STARTING || m->next.id || m->check_pid ||
+	    m->exec_pending) {
 		master_enqueue(m, Q_UPGRADE);
 		return;
 	}
@@ -217,6 +218,7 @@ state_build(struct master *m, struct state *s)
 	s->ctl_fd = m->ctl_fd;
 	s->op_seq = m->op_seq;
 	s->op_current = m->op_current;
+	s->queued = m->queued;
 	for (struct ctl_client *c = m->ctl_clients; c; c = c->next) {
 		int fd;
 		unsigned after;
@@ -262,26 +264,45 @@ upgrade_exec(struct master *m)
 {
 	struct state s;
 	sigset_t block, old;
-	char *text, num[16];
+	char *text = NULL, num[16];
 	size_t len, off = 0;
 	ssize_t n;
-	int memfd, e;
+	int memfd = -1, e;
+
+	/*
+	 * Held across the exec: a blocked signal stays pending, and the new
+	 * image takes it once its watchers are in place. A signal libev has
+	 * caught but not yet dispatched would be lost, so run the loop once
+	 * more with everything blocked: signal_cb raises what it gets again
+	 * (pending now), and children reaped meanwhile are in the state.
+	 */
+	sigfillset(&block);
+	sigdelset(&block, SIGSEGV);
+	sigdelset(&block, SIGBUS);
+	sigdelset(&block, SIGFPE);
+	sigdelset(&block, SIGILL);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	m->exec_pending = true;
+	ev_run(m->loop, EVRUN_NOWAIT);
+	m->exec_pending = false;
+	if (m->phase == M_STOPPING) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return;		/* a stop came first: no upgrade */
+	}
 
 	/* Partial lines go out whole now; the pipes go on after. */
 	for (struct logpipe *lp = m->sink.pipes; lp; lp = lp->next)
 		logpipe_flush(lp);
 	state_build(m, &s);
 	text = state_format(&s, &len);
-	memfd = memfd_create("fugue-state", MFD_CLOEXEC);
-	if (memfd == -1) {
+	if ((memfd = memfd_create("fugue-state", MFD_CLOEXEC)) == -1) {
 		e = errno;
-		goto fail_early;
+		goto fail;
 	}
 	while (off < len) {
 		if ((n = write(memfd, text + off, len - off)) <= 0) {
 			e = n == -1 ? errno : EIO;
-			close(memfd);
-			goto fail_early;
+			goto fail;
 		}
 		off += (size_t)n;
 	}
@@ -289,14 +310,6 @@ upgrade_exec(struct master *m)
 	free(text);
 	text = NULL;
 
-	/* Held across the exec: a blocked signal stays pending, and the new
-	 * image takes it once its watchers are in place. */
-	sigfillset(&block);
-	sigdelset(&block, SIGSEGV);
-	sigdelset(&block, SIGBUS);
-	sigdelset(&block, SIGFPE);
-	sigdelset(&block, SIGILL);
-	sigprocmask(SIG_BLOCK, &block, &old);
 	state_fds_inherit(&s, memfd, true);
 	snprintf(num, sizeof(num), "%d", memfd);
 	setenv(STATE_ENV, num, 1);
@@ -305,9 +318,10 @@ upgrade_exec(struct master *m)
 	e = errno;
 	unsetenv(STATE_ENV);
 	state_fds_inherit(&s, memfd, false);
+fail:
+	if (memfd != -1)
+		close(memfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	close(memfd);
-fail_early:
 	free(text);
 	s.notify_path = NULL;	/* borrowed */
 	state_free(&s);
@@ -407,6 +421,7 @@ upgrade_adopt(struct master *m, struct state *s)
 		fcntl(m->pid_fd, F_SETFD, FD_CLOEXEC);
 	m->op_seq = s->op_seq;
 	m->op_current = s->op_current;
+	m->queued = s->queued;
 	if (s->ctl_fd >= 0) {
 		fcntl(s->ctl_fd, F_SETFD, FD_CLOEXEC);
 		control_start(m, s->ctl_fd);

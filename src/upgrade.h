@@ -63,6 +63,7 @@ struct state {
 	size_t	 nps;
 	int	 ctl_fd;	/* control socket, -1 none */
 	unsigned op_seq, op_current;
+	int	 queued;	/* a reload or upgrade asked for meanwhile */
 	struct state_waiter *waiters;
 	size_t	 nwaiters;
 	struct strvec cfg;	/* "section\tkey\tvalue" of the running config */
