@@ -409,7 +409,7 @@ control_status(struct master *m, bool json)
 {
 	static const char *const phases[] = { "starting", "running",
 	    "stopping" };
-	ev_tstamp now = ev_now(m->loop);
+	ev_tstamp now = mono_now();
 	struct outbuf o = { 0 };
 	char up[32], last[96];
 	struct worker *w;

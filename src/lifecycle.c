@@ -75,7 +75,7 @@ worker_ready(struct master *m, struct worker *w)
 	const struct config *c = &gen_of(m, w)->cfg;
 
 	w->state = W_READY;
-	w->ready_at = ev_now(m->loop);
+	w->ready_at = mono_now();
 	ev_timer_stop(m->loop, &w->timer);
 	if (c->ready_notify && c->watchdog_ms > 0) {
 		ev_timer_set(&w->timer, 0, c->watchdog_ms / 1000.0);
@@ -269,7 +269,7 @@ worker_spawn(struct master *m, struct worker *w)
 	w->pid = pid;
 	w->state = W_STARTING;
 	w->exec_ok = false;
-	w->started = ev_now(m->loop);
+	w->started = mono_now();
 	w->ready_at = 0;
 	worker_watch_exec(m, w, execfd);
 	log_debug("worker %u (pid %ld) started, generation %u", w->slot,
@@ -292,7 +292,7 @@ worker_exited(struct master *m, struct worker *w, int status)
 {
 	struct generation *g = gen_of(m, w);
 	bool was_ready = w->state == W_READY;
-	ev_tstamp now = ev_now(m->loop);
+	ev_tstamp now = mono_now();
 	long pid = (long)w->pid;
 	char how[96], why[320];
 

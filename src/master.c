@@ -362,8 +362,8 @@ run_first(struct master *m)
 		gen_close_bound(&m->cur);
 		return EX_UNAVAIL_;
 	}
-	if (c->user && c->uid == 0)
-		log_warnx("workers run as root");
+	if ((c->user && c->uid == 0) || (!c->user && geteuid() == 0))
+		log_warnx("workers run as root (set [worker] user)");
 	m->phase = M_STARTING;
 	ev_timer_set(&m->gen_timer, c->ready_timeout_ms / 1000.0, 0);
 	ev_timer_start(m->loop, &m->gen_timer);

@@ -161,7 +161,7 @@ upgrade_checked(struct master *m, int status)
 static void
 state_build(struct master *m, struct state *s)
 {
-	ev_tstamp now = ev_now(m->loop);
+	ev_tstamp now = mono_now();
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
@@ -432,7 +432,7 @@ upgrade_adopt(struct master *m, struct state *s)
 		fcntl(m->notify_fd, F_SETFD, FD_CLOEXEC);
 
 	/* Workers, with their timers re-armed from the time they had left. */
-	ev_tstamp now = ev_now(m->loop);
+	ev_tstamp now = mono_now();
 	for (i = 0; i < s->nws; i++) {
 		const struct state_worker *sw = &s->ws[i];
 		struct worker *w = workers_add(&m->wt, sw->slot, sw->gen);

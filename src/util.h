@@ -14,6 +14,9 @@
 #define EX_TEMPFAIL_	75	/* address in use, already running */
 #define EX_CONFIG_	78	/* invalid configuration */
 
+/* Seconds on the monotonic clock: ages and uptimes survive clock steps. */
+double	 mono_now(void);
+
 void	*xmalloc(size_t);
 void	*xcalloc(size_t, size_t);
 void	*xrealloc(void *, size_t);

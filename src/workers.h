@@ -22,9 +22,8 @@ struct worker {
 	enum worker_state state;
 	bool		 exec_ok;	/* the exec-error pipe closed empty */
 	bool		 failed_start;	/* stopped for not getting ready */
-	ev_tstamp	 started;	/* fork time (ev_now) */
-	ev_tstamp	 ready_at;	/* 0 until ready */
-	ev_tstamp	 deadline;	/* drain: SIGKILL time */
+	double		 started;	/* fork time (mono_now) */
+	double		 ready_at;	/* 0 until ready */
 	unsigned	 restarts;	/* respawns of this slot */
 	int		 last_status;	/* wait status of the last exit, -1 none */
 	unsigned	 backoff_ms;	/* delay of the next restart */
