@@ -151,7 +151,7 @@ linebuf_feed(struct linebuf *lb, const char *data, size_t n,
 		const char *nl = memchr(data, '\n', n);
 		size_t take = nl ? (size_t)(nl - data) : n;
 
-		if (lb->len + take >= LOGLINE_HOLD_MAX) {
+		if (lb->len + take > LOGLINE_HOLD_MAX) {
 			/* Too long to hold: out it goes, marked as cut. */
 			size_t room = LOGLINE_HOLD_MAX - lb->len;
 

@@ -118,10 +118,14 @@ parse_args(int argc, char **argv, struct args *a)
 			for (char *p = key; *p; p++)
 				if (*p == '-')
 					*p = '_';
-			if (strcmp(key, "listen") == 0)
-				strcpy(key, "address");
-			else if (strcmp(key, "workers") == 0)
-				strcpy(key, "count");
+			if (strcmp(key, "listen") == 0 ||
+			    strcmp(key, "workers") == 0) {
+				char *alias = xstrdup(key[0] == 'l' ? "address" :
+				    "count");
+
+				free(key);
+				key = alias;
+			}
 			if ((section = config_key_section(key)) == NULL) {
 				free(key);
 				return usage_error("unknown option %s", arg);

@@ -47,7 +47,8 @@ notify_parse(const char *buf, size_t len, struct notify_msg *msg)
 			memcpy(msg->status, p + 7, s);
 			/* Keep it printable: it goes into log lines. */
 			for (size_t i = 0; i < s; i++)
-				if ((unsigned char)msg->status[i] < 0x20)
+				if ((unsigned char)msg->status[i] < 0x20 ||
+				    msg->status[i] == 0x7f)
 					msg->status[i] = ' ';
 			msg->status[s] = '\0';
 			any = true;

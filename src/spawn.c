@@ -20,8 +20,7 @@
 #define PID_DIGITS	24
 
 static const char *const private_vars[] = {
-	"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=",
-	"WATCHDOG_USEC=", "WATCHDOG_PID=", "FUGUE_", NULL
+	"NOTIFY_SOCKET=", "LISTEN_", "WATCHDOG_", "FUGUE_", NULL
 };
 
 bool
@@ -237,7 +236,18 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	for (i = 1; i < NSIG; i++)
-		sigaction(i, &sa, NULL);
+		if (sigaction(i, &sa, NULL) == -1 && errno == EINVAL) {
+			/* glibc keeps 32 and 33 to itself; an ignored one
+			 * would survive exec. The kernel's call takes them. */
+			struct {
+				void		*handler;
+				unsigned long	 flags;
+				void		*restorer;
+				unsigned long	 mask;
+			} k = { 0 };
+
+			syscall(SYS_rt_sigaction, i, &k, NULL, sizeof(k.mask));
+		}
 
 	/* Its own process group: a terminal's Ctrl-C reaches only fugue. */
 	setpgid(0, 0);

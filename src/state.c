@@ -172,6 +172,19 @@ decode(char *s)
 	return 0;
 }
 
+/* dev_t and ino_t: unsigned 64-bit. */
+static int
+unum(const char *s, unsigned long long *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
 static int
 num(const char *s, long long lo, long long hi, long long *out)
 {
@@ -239,10 +252,10 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 	}
 	if (strcmp(f[0], "listener") == 0 && nf == 6) {
 		struct state_listener *l;
+		unsigned long long dev, ino;
 
 		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1 ||
-		    num(f[2], 0, LLONG_MAX, &v[1]) == -1 ||
-		    num(f[3], 0, LLONG_MAX, &v[2]) == -1 ||
+		    unum(f[2], &dev) == -1 || unum(f[3], &ino) == -1 ||
 		    num(f[4], 0, 1, &v[3]) == -1 || decode(f[5]) == -1 ||
 		    strlen(f[5]) >= ADDRESS_TEXT_MAX || f[5][0] == '\0')
 			goto bad;
@@ -250,8 +263,8 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		l = &s->ls[s->nls++];
 		memset(l, 0, sizeof(*l));
 		l->fd = v[0];
-		l->dev = v[1];
-		l->ino = v[2];
+		l->dev = (dev_t)dev;
+		l->ino = (ino_t)ino;
 		l->gone = v[3];
 		strcpy(l->addr, f[5]);
 		return 0;
@@ -429,6 +442,7 @@ state_free(struct state *s)
 	strvec_clear(&s->cfg);
 	memset(s, 0, sizeof(*s));
 	s->pid_fd = s->notify_fd = s->ctl_fd = -1;
+	s->nofile = -1;
 }
 
 /* ---- the configuration, key by key ---- */
