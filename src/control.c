@@ -26,7 +26,7 @@
 
 
 int
-control_open(const char *path, char *err, size_t len)
+control_open(const char *path, int *fd, char *err, size_t len)
 {
 	struct address a;
 	struct listener l;
@@ -36,14 +36,15 @@ control_open(const char *path, char *err, size_t len)
 
 	snprintf(spec, sizeof(spec), "unix:%s", path);
 	if (parse_address(spec, &a, err, len) == -1)
-		return -1;
+		return EX_CONFIG_;
 	/* Bound like a UNIX listener (stale file replaced, never a regular
 	 * file), only for root and fugue's own user. */
 	r = listen_open(&l, &a, 16, 0600, (uid_t)-1, (gid_t)-1, err, len);
 	if (r != 0)
-		return -1;
+		return r;
 	fcntl(l.fd, F_SETFL, O_NONBLOCK);
-	return l.fd;
+	*fd = l.fd;
+	return 0;
 }
 
 static void

@@ -40,8 +40,8 @@ enum ctl_verb {
 enum ctl_verb control_parse(const char *line, size_t n, unsigned *count);
 
 /* Bind the control socket at path (mode 0600, a stale socket replaced).
- * Returns the listening fd or -1 with err. */
-int	control_open(const char *path, char *err, size_t len);
+ * Returns 0 with *fd, or an exit code (75 in use, 73, 78) with err. */
+int	control_open(const char *path, int *fd, char *err, size_t len);
 /* Serve it from the master's loop. */
 void	control_start(struct master *m, int fd);
 /* Answer every client waiting for the operation now ending: word is "ok",

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -212,6 +213,7 @@ gen_commit(struct master *m)
 			log_error("%s: %s", op(m), err);
 	}
 	log_set_level(m->cur.cfg.log_level);
+	m->sink.raw = m->cur.cfg.log_raw;
 	log_info("%s: generation %u ready (%u workers); draining "
 	    "generation %u", op(m), m->cur.id, m->target, old.id);
 	m->upgrading = false;
@@ -296,6 +298,46 @@ gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	master_stop(m, false);
 }
 
+static bool
+same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* What the master itself holds (its pid file lock, control socket, notify
+ * socket, subreaper role) stays as started: say so if the file changed. */
+static void
+keep_start_only(struct master *m, struct config *c)
+{
+	static const struct {
+		const char	*key;
+		size_t		 off;
+	} keys[] = {
+		{ "pid_file", offsetof(struct config, pid_file) },
+		{ "control_socket", offsetof(struct config, control_socket) },
+		{ "runtime_dir", offsetof(struct config, runtime_dir) },
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char **now = (char **)((char *)c + keys[i].off);
+		char *was = *(char **)((char *)&m->cur.cfg + keys[i].off);
+
+		if (same(*now, was))
+			continue;
+		log_warnx("%s: [master] %s changes only at a restart; keeping "
+		    "%s", op(m), keys[i].key, was ? was : "none");
+		free(*now);
+		*now = was ? xstrdup(was) : NULL;
+	}
+	if (c->subreaper != m->cur.cfg.subreaper) {
+		log_warnx("%s: [master] subreaper changes only at a restart",
+		    op(m));
+		c->subreaper = m->cur.cfg.subreaper;
+	}
+	if ((c->user && c->uid == 0) || (!c->user && geteuid() == 0))
+		log_warnx("workers run as root (set [worker] user)");
+}
+
 /* HUP: a new generation with the re-read configuration; the old one is
  * drained only once the new one is ready (gen_commit), or stays if it
  * never is (gen_rollback). */
@@ -337,6 +379,7 @@ master_reload(struct master *m)
 		return;
 	}
 	errlist_free(&errs);
+	keep_start_only(m, &g->cfg);
 	if (gen_bind(g, &m->cur, err, sizeof(err)) != 0) {
 		log_error("%s refused: %s; nothing changed", op(m), err);
 		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);

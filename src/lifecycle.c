@@ -199,6 +199,11 @@ worker_notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (msg.status[0])
 			log_debug("worker %u (pid %ld) status: %s", w->slot,
 			    (long)w->pid, msg.status);
+		/* A datagram from its pid means it exec'd: the exec pipe's
+		 * EOF may just not have been read yet in this iteration. */
+		if (msg.ready && w->state == W_STARTING &&
+		    ev_is_active(&w->execio))
+			exec_result(m, w);
 		if (msg.ready && w->state == W_STARTING && w->exec_ok &&
 		    gen_of(m, w)->cfg.ready_notify)
 			worker_ready(m, w);

@@ -691,10 +691,9 @@ main(int argc, char **argv)
 			goto out_master;
 		}
 	}
-	if (m.cur.cfg.control_socket && (m.ctl_fd = control_open(
-	    m.cur.cfg.control_socket, err, sizeof(err))) == -1) {
+	if (m.cur.cfg.control_socket && (r = control_open(
+	    m.cur.cfg.control_socket, &m.ctl_fd, err, sizeof(err))) != 0) {
 		log_error("control socket: %s", err);
-		r = EX_CANTCREAT_;
 		goto out_master;
 	}
 	if ((r = activated_listeners(&m.cur.cfg, &act, err, sizeof(err))) != 0 ||

@@ -77,6 +77,14 @@ upgrade_begin(struct master *m)
 		return;
 	}
 	master_op_begin(m);
+	if (access(m->self_path, X_OK) == -1) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s: %s", m->self_path,
+		    strerror(errno));
+		refuse(m, why);
+		return;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000);
