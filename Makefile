@@ -23,7 +23,7 @@ LIBS	= -lev $(INIH_LIBS)
 
 VERSION	= 0.1.0
 
-SRCS	= src/util.c src/config.c src/values.c src/listen.c src/spawn.c src/workers.c \
+SRCS	= src/util.c src/config.c src/cfgload.c src/values.c src/listen.c src/spawn.c src/workers.c \
 	  src/master.c src/generation.c src/lifecycle.c \
 	  src/logging.c src/pidfile.c src/notify.c src/state.c src/upgrade.c src/control.c
 OBJS	= $(SRCS:.c=.o)
