@@ -358,10 +358,15 @@ master_reload(struct master *m)
 	if (!m->upgrading)
 		master_op_begin(m);
 	log_info("%s: reading the configuration", op(m));
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000);
+	if (!m->upgrading) {
+		/* An upgrade said so before its exec. */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)ts.tv_sec * 1000000ULL +
+		    ts.tv_nsec / 1000);
+	}
 	config_init(&g->cfg);
 	if (m->load(m->load_arg, &g->cfg, &errs) != 0) {
 		for (size_t i = 0; i < errs.n; i++)
