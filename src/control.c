@@ -375,20 +375,6 @@ json_string(struct outbuf *o, const char *s)
 	outbuf_add(o, "\"", 1);
 }
 
-static void
-add(struct outbuf *o, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		outbuf_add(o, buf, (size_t)n < sizeof(buf) ? (size_t)n :
-		    sizeof(buf) - 1);
-}
 
 static void
 format_uptime(double sec, char *buf, size_t len)
@@ -417,35 +403,35 @@ control_status(struct master *m, bool json)
 	bool first = true;
 
 	if (json) {
-		add(&o, "{\"pid\":%ld,\"phase\":\"%s\",\"generation\":%u,"
+		outbuf_printf(&o, "{\"pid\":%ld,\"phase\":\"%s\",\"generation\":%u,"
 		    "\"workers_wanted\":%u,\"workers_ready\":%u,"
 		    "\"reloading\":%s,\"workers\":[", (long)m->pid,
 		    phases[m->phase], m->cur.id, m->target,
 		    workers_count(&m->wt, m->cur.id, WS(W_READY)),
 		    m->next.id || m->check_pid ? "true" : "false");
 		for (w = m->wt.head; w; w = w->next) {
-			add(&o, "%s{\"slot\":%u,\"pid\":%ld,\"generation\":%u,"
+			outbuf_printf(&o, "%s{\"slot\":%u,\"pid\":%ld,\"generation\":%u,"
 			    "\"state\":\"%s\",\"uptime\":%.3f,\"restarts\":%u,"
 			    "\"last_exit\":", first ? "" : ",", w->slot,
 			    (long)w->pid, w->gen, worker_state_name(w->state),
 			    w->pid > 0 ? now - w->started : 0.0, w->restarts);
 			first = false;
 			if (w->last_status == -1)
-				add(&o, "null}");
+				outbuf_printf(&o, "null}");
 			else {
 				describe_status(w->last_status, last,
 				    sizeof(last));
 				json_string(&o, last);
-				add(&o, "}");
+				outbuf_printf(&o, "}");
 			}
 		}
-		add(&o, "]}\n");
+		outbuf_printf(&o, "]}\n");
 	} else {
-		add(&o, "fugue pid %ld, %s, generation %u, %u of %u workers "
+		outbuf_printf(&o, "fugue pid %ld, %s, generation %u, %u of %u workers "
 		    "ready%s\n", (long)m->pid, phases[m->phase], m->cur.id,
 		    workers_count(&m->wt, m->cur.id, WS(W_READY)), m->target,
 		    m->next.id || m->check_pid ? ", reloading" : "");
-		add(&o, "%-5s %-8s %-4s %-9s %-8s %-8s %s\n", "SLOT", "PID",
+		outbuf_printf(&o, "%-5s %-8s %-4s %-9s %-8s %-8s %s\n", "SLOT", "PID",
 		    "GEN", "STATE", "UPTIME", "RESTARTS", "LAST EXIT");
 		for (w = m->wt.head; w; w = w->next) {
 			if (w->pid > 0)
@@ -458,7 +444,7 @@ control_status(struct master *m, bool json)
 			else
 				describe_status(w->last_status, last,
 				    sizeof(last));
-			add(&o, "%-5u %-8ld %-4u %-9s %-8s %-8u %s\n", w->slot,
+			outbuf_printf(&o, "%-5u %-8ld %-4u %-9s %-8s %-8u %s\n", w->slot,
 			    (long)w->pid, w->gen, worker_state_name(w->state),
 			    up, w->restarts, last);
 		}

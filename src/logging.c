@@ -123,6 +123,21 @@ outbuf_add(struct outbuf *o, const char *s, size_t n)
 }
 
 void
+outbuf_printf(struct outbuf *o, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		outbuf_add(o, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+		    sizeof(buf) - 1);
+}
+
+void
 outbuf_free(struct outbuf *o)
 {
 	free(o->p);

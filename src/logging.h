@@ -53,6 +53,9 @@ size_t	linebuf_flush(struct linebuf *lb, const char *prefix, size_t plen,
 void	linebuf_free(struct linebuf *lb);
 void	outbuf_add(struct outbuf *o, const char *s, size_t n);
 void	outbuf_free(struct outbuf *o);
+/* Append a formatted string (cut at 1 KiB). */
+void	outbuf_printf(struct outbuf *o, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
 
 struct logsink;
 

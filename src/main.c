@@ -308,7 +308,7 @@ static int
 check_command(const struct config *c, struct errlist *errs)
 {
 	const char *pathvar = getenv("PATH");
-	char *cmd = NULL, *path = NULL;
+	char *path = NULL;
 	int r = 0;
 
 	if (c->argv.n == 0)
@@ -316,16 +316,12 @@ check_command(const struct config *c, struct errlist *errs)
 	for (size_t i = 0; i < c->env.n; i++)
 		if (strncmp(c->env.v[i], "PATH=", 5) == 0)
 			pathvar = c->env.v[i] + 5;
-	if (c->argv.v[0][0] != '/' && strchr(c->argv.v[0], '/') &&
-	    c->working_dir)
-		cmd = xprintf("%s/%s", c->working_dir, c->argv.v[0]);
-	if (spawn_resolve(cmd ? cmd : c->argv.v[0], pathvar, &path) == -1) {
+	if (spawn_command_path(c, pathvar, &path) == -1) {
 		errlist_add(errs, "%s: [worker] command: %s: %s",
 		    c->path ? c->path : "command line", c->argv.v[0],
 		    strerror(errno));
 		r = -1;
 	}
-	free(cmd);
 	free(path);
 	return r;
 }

@@ -211,6 +211,13 @@ master_scale(struct master *m, unsigned want)
 	gen_check(m);
 }
 
+bool
+master_busy(const struct master *m)
+{
+	return m->phase == M_STARTING || m->next.id || m->check_pid ||
+	    m->exec_pending;
+}
+
 void
 master_op_begin(struct master *m)
 {

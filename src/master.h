@@ -113,6 +113,9 @@ void	master_free(struct master *m);
 void	master_stop(struct master *, bool quick);
 void	master_finish(struct master *);
 void	master_reload(struct master *);
+/* A generation is starting, or an upgrade is under way: a reload or an
+ * upgrade asked for now waits (master_enqueue). */
+bool	master_busy(const struct master *);
 void	master_enqueue(struct master *, int what);
 void	master_dequeue(struct master *);
 void	master_scale(struct master *, unsigned want);

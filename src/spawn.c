@@ -91,13 +91,32 @@ spawn_resolve(const char *cmd, const char *pathvar, char **out)
 }
 
 int
+spawn_command_path(const struct config *c, const char *pathvar, char **out)
+{
+	char *cmd = NULL;
+	int r, e;
+
+	if (c->argv.n == 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (c->argv.v[0][0] != '/' && strchr(c->argv.v[0], '/') &&
+	    c->working_dir)
+		cmd = xprintf("%s/%s", c->working_dir, c->argv.v[0]);
+	r = spawn_resolve(cmd ? cmd : c->argv.v[0], pathvar, out);
+	e = errno;
+	free(cmd);
+	errno = e;
+	return r;
+}
+
+int
 spawn_plan_build(struct spawn_plan *p, const struct config *c,
     char **environ_, const int *fds, int nfds, const char *fdnames,
     unsigned gen, pid_t master, const char *notify_path, char *err,
     size_t len)
 {
 	const char *pathvar = NULL;
-	char *cmd = NULL;
 
 	memset(p, 0, sizeof(*p));
 	p->devnull = -1;
@@ -154,17 +173,12 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	for (size_t i = 0; i < p->envp.n; i++)
 		if (strncmp(p->envp.v[i], "PATH=", 5) == 0)
 			pathvar = p->envp.v[i] + 5;
-	if (c->argv.v[0][0] != '/' && strchr(c->argv.v[0], '/') &&
-	    c->working_dir)
-		cmd = xprintf("%s/%s", c->working_dir, c->argv.v[0]);
-	if (spawn_resolve(cmd ? cmd : c->argv.v[0], pathvar, &p->path) == -1) {
+	if (spawn_command_path(c, pathvar, &p->path) == -1) {
 		snprintf(err, len, "command %s: %s", c->argv.v[0],
 		    strerror(errno));
-		free(cmd);
 		spawn_plan_free(p);
 		return -1;
 	}
-	free(cmd);
 	strvec_copy(&p->argv, &c->argv);
 
 	p->fds = fds;

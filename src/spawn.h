@@ -59,6 +59,11 @@ int	spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	    char *err, size_t len);
 void	spawn_plan_free(struct spawn_plan *p);
 
+/* The worker command's executable: argv[0] found on pathvar, or relative
+ * to working_dir when it holds a '/'. 0 with *out, or -1 with errno. */
+int	spawn_command_path(const struct config *c, const char *pathvar,
+	    char **out);
+
 /* Resolve cmd like execvp would, without running it: "" and -1 on failure
  * with errno (ENOENT, EACCES). out gets a malloc'd absolute-or-relative path. */
 int	spawn_resolve(const char *cmd, const char *pathvar, char **out);

@@ -53,20 +53,6 @@ put_encoded(struct outbuf *o, const char *s)
 	}
 }
 
-static void
-put(struct outbuf *o, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		outbuf_add(o, buf, (size_t)n < sizeof(buf) ? (size_t)n :
-		    sizeof(buf) - 1);
-}
 
 char *
 state_format(const struct state *s, size_t *len)
@@ -74,15 +60,15 @@ state_format(const struct state *s, size_t *len)
 	struct outbuf o = { 0 };
 	size_t i;
 
-	put(&o, "fugue-state %u\n", STATE_VERSION);
-	put(&o, "master %u %u %u %d %d ", s->cur_gen, s->last_gen, s->target,
+	outbuf_printf(&o, "fugue-state %u\n", STATE_VERSION);
+	outbuf_printf(&o, "master %u %u %u %d %d ", s->cur_gen, s->last_gen, s->target,
 	    s->pid_fd, s->notify_fd);
 	put_encoded(&o, s->notify_path ? s->notify_path : "");
 	outbuf_add(&o, "\n", 1);
 	for (i = 0; i < s->nls; i++) {
 		const struct state_listener *l = &s->ls[i];
 
-		put(&o, "listener %d %llu %llu %d ", l->fd,
+		outbuf_printf(&o, "listener %d %llu %llu %d ", l->fd,
 		    (unsigned long long)l->dev, (unsigned long long)l->ino,
 		    l->gone);
 		put_encoded(&o, l->addr);
@@ -91,20 +77,20 @@ state_format(const struct state *s, size_t *len)
 	for (i = 0; i < s->nws; i++) {
 		const struct state_worker *w = &s->ws[i];
 
-		put(&o, "worker %ld %u %u %d %d %d %d %d %u %u %d %lld %lld "
+		outbuf_printf(&o, "worker %ld %u %u %d %d %d %d %d %u %u %d %lld %lld "
 		    "%lld\n", (long)w->pid, w->slot, w->gen, w->state,
 		    w->exec_ok, w->failed_start, w->execfd, w->outfd,
 		    w->restarts, w->backoff_ms, w->last_status,
 		    (long long)w->age_ms, (long long)w->ready_age_ms,
 		    (long long)w->timer_ms);
 	}
-	put(&o, "nofile %lld\n", s->nofile);
-	put(&o, "control %d %u %u %d\n", s->ctl_fd, s->op_seq, s->op_current,
+	outbuf_printf(&o, "nofile %lld\n", s->nofile);
+	outbuf_printf(&o, "control %d %u %u %d\n", s->ctl_fd, s->op_seq, s->op_current,
 	    s->queued);
 	for (i = 0; i < s->nwaiters; i++)
-		put(&o, "waiter %d %u\n", s->waiters[i].fd, s->waiters[i].after);
+		outbuf_printf(&o, "waiter %d %u\n", s->waiters[i].fd, s->waiters[i].after);
 	for (i = 0; i < s->nps; i++)
-		put(&o, "pipe %d %u %ld\n", s->ps[i].fd, s->ps[i].slot,
+		outbuf_printf(&o, "pipe %d %u %ld\n", s->ps[i].fd, s->ps[i].slot,
 		    (long)s->ps[i].pid);
 	for (i = 0; i < s->cfg.n; i++) {
 		const char *line = s->cfg.v[i];

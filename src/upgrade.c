@@ -71,8 +71,7 @@ upgrade_begin(struct master *m)
 
 	if (m->phase == M_STOPPING)
 		return;
-	if (m->phase == M_STARTING || m->next.id || m->check_pid ||
-	    m->exec_pending) {
+	if (master_busy(m)) {
 		master_enqueue(m, Q_UPGRADE);
 		return;
 	}
