@@ -85,5 +85,10 @@ lint-man:
 
 clean:
 	rm -f fugue src/*.o examples/hello tests/worker $(UNIT)
+	rm -rf fuzz/build
 
-.PHONY: all deps run unit integration check test sanitize install lint-man clean
+# libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=60]; see fuzz/fuzz.mk
+include fuzz/fuzz.mk
+
+.PHONY: all deps run unit integration check test sanitize install lint-man clean \
+	fuzz fuzz-build fuzz-seeds fuzz-clean

@@ -5,6 +5,8 @@
  * the raw line, so it can tell a quoted value cut at " ;" and join
  * indented continuation lines.
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -305,9 +307,20 @@ config_load(struct config *c, const char *path, struct errlist *errs)
 		add_error(errs, "%s: cannot open: %s", path, strerror(errno));
 		return EX_NOINPUT_;
 	}
-	buf = xmalloc(CONFIG_FILE_MAX + 1);
-	while ((n = fread(buf + len, 1, CONFIG_FILE_MAX + 1 - len, f)) > 0)
+	/* Sized from the file, grown if it grows, never past the limit. */
+	struct stat st;
+	size_t cap = fstat(fileno(f), &st) == 0 && st.st_size > 0 &&
+	    st.st_size <= CONFIG_FILE_MAX ? (size_t)st.st_size + 1 : 4096;
+
+	buf = xmalloc(cap);
+	while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
 		len += n;
+		if (len == cap && cap <= CONFIG_FILE_MAX) {
+			cap = cap * 2 > CONFIG_FILE_MAX + 1 ?
+			    CONFIG_FILE_MAX + 1 : cap * 2;
+			buf = xrealloc(buf, cap);
+		}
+	}
 	saved = errno;
 	if (ferror(f) || len > CONFIG_FILE_MAX) {
 		add_error(errs, "%s: cannot read: %s", path, ferror(f) ?

@@ -23,6 +23,7 @@
 #include "upgrade.h"
 
 #define CTL_IDLE_SEC	10.0
+#define CTL_PAUSE_SEC	1.0	/* accept paused when out of fds */
 
 
 int
@@ -275,7 +276,18 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	(void)revents;
 	fd = accept4(io->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd == -1) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			/* The client stays in the backlog and the socket stays
+			 * readable: stop watching it for a while, or the loop
+			 * spins and floods the log. */
+			log_warn("control: accept (paused for %.0fs)",
+			    CTL_PAUSE_SEC);
+			ev_io_stop(m->loop, &m->ctl_io);
+			ev_timer_set(&m->ctl_pause, CTL_PAUSE_SEC, 0);
+			ev_timer_start(m->loop, &m->ctl_pause);
+		} else if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
 			log_warn("control: accept");
 		return;
 	}
@@ -292,6 +304,16 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	ev_timer_start(m->loop, &c->timer);
 }
 
+static void
+accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = t->data;
+
+	(void)revents;
+	if (m->ctl_fd != -1)
+		ev_io_start(loop, &m->ctl_io);
+}
+
 void
 control_start(struct master *m, int fd)
 {
@@ -299,6 +321,8 @@ control_start(struct master *m, int fd)
 	ev_io_init(&m->ctl_io, accept_cb, fd, EV_READ);
 	m->ctl_io.data = m;
 	ev_io_start(m->loop, &m->ctl_io);
+	ev_init(&m->ctl_pause, accept_resume_cb);
+	m->ctl_pause.data = m;
 }
 
 bool
@@ -345,6 +369,7 @@ control_close(struct master *m, bool unlink_file)
 	if (m->ctl_fd == -1)
 		return;
 	ev_io_stop(m->loop, &m->ctl_io);
+	ev_timer_stop(m->loop, &m->ctl_pause);
 	close(m->ctl_fd);
 	m->ctl_fd = -1;
 	if (unlink_file && m->cur.cfg.control_socket)

@@ -232,11 +232,6 @@ gen_rollback(struct master *m, const char *why)
 	ev_timer_stop(m->loop, &m->gen_timer);
 	log_error("%s failed: %s; generation %u keeps serving", op(m), why,
 	    m->cur.id);
-	/* READY=1 still, or systemd would stay "reloading". */
-	control_outcome(m, "failed", "%s; generation %u keeps serving", why,
-	    m->cur.id);
-	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
-	    "%u workers", m->cur.id, m->target);
 	for (struct worker *w = m->wt.head, *nx; w; w = nx) {
 		nx = w->next;
 		if (w->gen == m->next.id)
@@ -244,6 +239,12 @@ gen_rollback(struct master *m, const char *why)
 	}
 	gen_close_bound(&m->next);
 	gen_free(&m->next);
+	/* Told once the new listeners are closed: a deploy script may bind
+	 * them next. READY=1 still, or systemd would stay "reloading". */
+	control_outcome(m, "failed", "%s; generation %u keeps serving", why,
+	    m->cur.id);
+	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
+	    "%u workers", m->cur.id, m->target);
 	m->upgrading = false;
 	master_dequeue(m);
 }
@@ -285,6 +286,13 @@ gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* After a stall of the master (SIGSTOP, a loaded machine), READY=1
+	 * may be waiting on the socket: read it before judging. */
+	worker_notify_drain(m);
+	if (m->phase != M_STARTING && m->next.id != g->id)
+		return;		/* it was ready after all */
+	if (m->next.id == 0 && m->phase != M_STARTING)
+		return;
 	format_duration(g->cfg.ready_timeout_ms, d, sizeof(d));
 	snprintf(why, sizeof(why), "%u of %u workers ready after "
 	    "ready_timeout %s%s%s", workers_count(&m->wt, g->id, WS(W_READY)),

@@ -75,7 +75,7 @@ worker_ready(struct master *m, struct worker *w)
 	const struct config *c = &gen_of(m, w)->cfg;
 
 	w->state = W_READY;
-	w->ready_at = mono_now();
+	w->ready_at = w->pinged = mono_now();
 	ev_timer_stop(m->loop, &w->timer);
 	if (c->ready_notify && c->watchdog_ms > 0) {
 		ev_timer_set(&w->timer, 0, c->watchdog_ms / 1000.0);
@@ -145,6 +145,19 @@ worker_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	const struct config *c = &gen_of(m, w)->cfg;
 	char d[32];
 
+	if (c->ready_notify &&
+	    (w->state == W_STARTING || w->state == W_READY)) {
+		/* After a stall of the master, what the worker sent meanwhile
+		 * is still on the socket: read it before judging. */
+		worker_notify_drain(m);
+		if (w->state != W_STARTING && w->state != W_READY)
+			return;
+		if (w->state == W_READY && !ev_is_active(&w->timer))
+			return;		/* it just became ready */
+		if (w->state == W_READY &&
+		    mono_now() - w->pinged < c->watchdog_ms / 1000.0)
+			return;		/* it pinged: the timer was re-armed */
+	}
 	switch (w->state) {
 	case W_STARTING:
 		if (!c->ready_notify) {
@@ -183,14 +196,21 @@ worker_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 void
 worker_notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	struct master *m = io->data;
+	(void)loop;
+	(void)revents;
+	worker_notify_drain(io->data);
+}
+
+void
+worker_notify_drain(struct master *m)
+{
 	struct notify_msg msg;
 	struct worker *w;
 
-	(void)loop;
-	(void)revents;
+	if (m->notify_fd == -1)
+		return;
 	/* Bounded: a flood cannot hold the loop. */
-	for (int i = 0; i < 64 && notify_recv(m->notify_fd, &msg) == 1; i++) {
+	for (int i = 0; i < 256 && notify_recv(m->notify_fd, &msg) == 1; i++) {
 		if ((w = workers_find_pid(&m->wt, msg.pid)) == NULL) {
 			log_debug("notify message from pid %ld, not a worker; "
 			    "ignored", (long)msg.pid);
@@ -208,8 +228,10 @@ worker_notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 		    gen_of(m, w)->cfg.ready_notify)
 			worker_ready(m, w);
 		else if (msg.watchdog && w->state == W_READY &&
-		    ev_is_active(&w->timer))
+		    ev_is_active(&w->timer)) {
+			w->pinged = mono_now();
 			ev_timer_again(m->loop, &w->timer);
+		}
 	}
 }
 

@@ -115,6 +115,7 @@ master_finish(struct master *m)
 	m->pid_fd = -1;
 	logsink_close_all(&m->sink);
 	control_close(m, true);
+	outbuf_free(&m->check_out);	/* a check still running */
 	log_info("exiting with status %d", m->exit_code);
 	ev_break(m->loop, EVBREAK_ALL);
 }

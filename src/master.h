@@ -86,6 +86,7 @@ struct master {
 
 	int		 ctl_fd;	/* control socket, -1 none */
 	ev_io		 ctl_io;
+	ev_timer	 ctl_pause;	/* accept paused: out of fds */
 	struct ctl_client *ctl_clients;
 	unsigned	 op_seq;	/* reloads and upgrades started */
 	unsigned	 op_current;	/* the one running (or last run) */
@@ -144,6 +145,8 @@ void	worker_drain(struct master *, struct worker *, int64_t timeout_ms);
 void	worker_exited(struct master *, struct worker *, int status);
 void	worker_timer_cb(struct ev_loop *, ev_timer *, int);
 void	worker_notify_cb(struct ev_loop *, ev_io *, int);
+/* Read every notify datagram waiting (bounded). */
+void	worker_notify_drain(struct master *);
 void	describe_status(int status, char *buf, size_t len);
 
 #endif

@@ -78,7 +78,18 @@ notify_open(const char *path, uid_t uid, gid_t gid, char *err, size_t len)
 		snprintf(err, len, "notify socket: %s", strerror(errno));
 		return -1;
 	}
-	unlink(path);	/* ours by name: fugue-<pid>.notify */
+	/* Ours by name (fugue-<pid>.notify): a stale socket is replaced,
+	 * anything else is left alone. */
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, len, "notify socket %s: exists and is not "
+			    "a socket", path);
+			close(fd);
+			return -1;
+		}
+		unlink(path);
+	}
 	old = umask(0177);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == -1 ||

@@ -143,8 +143,10 @@ upgrade_checked(struct master *m, int status)
 		fcntl(m->check_io.fd, F_SETFL, 0);	/* it exited: EOF comes */
 		check_read(m);
 	}
-	if (m->phase == M_STOPPING)
+	if (m->phase == M_STOPPING) {
+		outbuf_free(&m->check_out);
 		return;
+	}
 	if (status != 0) {
 		char *p = m->check_out.p, *end = p + m->check_out.len, *nl;
 
@@ -156,10 +158,12 @@ upgrade_checked(struct master *m, int status)
 		}
 		describe_status(status, how, sizeof(how));
 		log_error("upgrade: %s -t %s", m->self_path, how);
+		outbuf_free(&m->check_out);
 		refuse(m, "the new binary or the configuration failed its "
 		    "check");
 		return;
 	}
+	outbuf_free(&m->check_out);
 	upgrade_exec(m);
 }
 

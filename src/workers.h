@@ -24,6 +24,7 @@ struct worker {
 	bool		 failed_start;	/* stopped for not getting ready */
 	double		 started;	/* fork time (mono_now) */
 	double		 ready_at;	/* 0 until ready */
+	double		 pinged;	/* last WATCHDOG=1 (mono_now) */
 	unsigned	 restarts;	/* respawns of this slot */
 	int		 last_status;	/* wait status of the last exit, -1 none */
 	unsigned	 backoff_ms;	/* delay of the next restart */

@@ -462,11 +462,20 @@ START_TEST(socket_open_errors)
 	char err[512], longpath[300];
 	int fd;
 
-	fd = open(sockpath, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-	ck_assert_int_ge(fd, 0);
+	/* A stale socket is replaced; anything else is left alone. */
+	fd = open_sock();
 	close(fd);
 	fd = open_sock();
 	close(fd);
+	unlink(sockpath);
+	fd = open(sockpath, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	err[0] = '\0';
+	ck_assert_int_eq(notify_open(sockpath, (uid_t)-1, (gid_t)-1, err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not a socket"));
+	ck_assert_int_eq(access(sockpath, F_OK), 0);
 
 	memset(longpath, 'a', sizeof(longpath) - 1);
 	longpath[0] = '/';
