@@ -2,6 +2,8 @@
 #   make            build fugue, the example worker and the test worker
 #   make run        install missing build dependencies, build, serve the example on 127.0.0.1:8080
 #   make test       install missing dependencies, build, run every test
+#   make bench      run the benchmarks (BENCH_QUICK=1: a 2-minute smoke test)
+#   make fuzz       run the libFuzzer targets (FUZZ_SECONDS each)
 #   make install    PREFIX=/usr/local DESTDIR= MANDIR=$(PREFIX)/share/man
 
 PREFIX	?= /usr/local
@@ -74,6 +76,10 @@ sanitize: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    $(MAKE) --no-print-directory unit integration
 
+bench: deps
+	@$(MAKE) --no-print-directory all
+	python3 bench/run
+
 install: fugue
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
 	install -m 0755 fugue $(DESTDIR)$(BINDIR)/fugue
@@ -90,5 +96,5 @@ clean:
 # libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=60]; see fuzz/fuzz.mk
 include fuzz/fuzz.mk
 
-.PHONY: all deps run unit integration check test sanitize install lint-man clean \
+.PHONY: all deps run unit integration check test sanitize bench install lint-man clean \
 	fuzz fuzz-build fuzz-seeds fuzz-clean
