@@ -59,8 +59,5 @@ void	control_close(struct master *m, bool unlink_file);
 /* The status report, as a table or JSON; malloc'd. */
 char	*control_status(struct master *m, bool json);
 
-/* Client: send cmd to the socket at path and copy the reply to stdout.
- * Returns 0 for "ok", 78 for "refused", 69 for "failed" or no answer. */
-int	control_request(const char *path, const char *cmd);
 
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "config.h"
 #include "control.h"
 #include "logging.h"
@@ -337,40 +338,6 @@ reload_config(void *arg, struct config *c, struct errlist *errs)
 	return r;
 }
 
-static int
-send_signal(const struct config *c, const char *name)
-{
-	static const struct { const char *name; int sig; } table[] = {
-		{ "quit", SIGQUIT }, { "stop", SIGINT }, { "reload", SIGHUP },
-		{ "upgrade", SIGUSR2 }, { "reopen", SIGUSR1 },
-		{ "incr", SIGTTIN }, { "decr", SIGTTOU },
-	};
-	char err[512];
-	pid_t pid;
-
-	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		if (strcmp(name, table[i].name) != 0)
-			continue;
-		if (c->pid_file == NULL) {
-			fprintf(stderr, "fugue: -s needs [master] pid_file in "
-			    "the configuration\n");
-			return EX_CONFIG_;
-		}
-		if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
-			fprintf(stderr, "fugue: %s\n", err);
-			return EX_UNAVAIL_;
-		}
-		if (kill(pid, table[i].sig) == -1) {
-			fprintf(stderr, "fugue: signal %s to pid %ld: %s\n",
-			    signal_name(table[i].sig), (long)pid,
-			    strerror(errno));
-			return EX_UNAVAIL_;
-		}
-		return 0;
-	}
-	return usage_error("-s %s: expected quit, stop, reload, upgrade, "
-	    "reopen, incr or decr", name);
-}
 
 /*
  * The binary to re-exec on an upgrade: argv[0] made absolute, or found on
@@ -451,40 +418,6 @@ run_upgraded(struct args *a, char **argv, char *self, int state_fd)
 	return r;
 }
 
-/* status, reload, upgrade: through the control socket, else signals. */
-static int
-run_action(const struct config *c, const struct args *a)
-{
-	char err[512];
-	pid_t pid;
-
-	if (c->control_socket)
-		return control_request(c->control_socket,
-		    strcmp(a->action, "status") == 0 && a->json ?
-		    "status json" : a->action);
-	if (strcmp(a->action, "status") == 0) {
-		fprintf(stderr, "fugue: status needs [master] control_socket\n");
-		return EX_CONFIG_;
-	}
-	if (c->pid_file == NULL) {
-		fprintf(stderr, "fugue: %s needs [master] control_socket (or "
-		    "pid_file, to signal without waiting)\n", a->action);
-		return EX_CONFIG_;
-	}
-	if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
-		fprintf(stderr, "fugue: %s\n", err);
-		return EX_UNAVAIL_;
-	}
-	if (kill(pid, a->action[0] == 'r' ? SIGHUP : SIGUSR2) == -1) {
-		fprintf(stderr, "fugue: pid %ld: %s\n", (long)pid,
-		    strerror(errno));
-		return EX_UNAVAIL_;
-	}
-	printf("fugue: sent %s to pid %ld; the outcome was not awaited (no "
-	    "control_socket)\n", a->action[0] == 'r' ? "HUP" : "USR2",
-	    (long)pid);
-	return 0;
-}
 
 /*
  * -d: the launching process waits until the daemon reports its first
@@ -657,11 +590,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (a.signal) {
-		r = send_signal(&c, a.signal);
+		r = client_signal(&c, a.signal);
 		goto out;
 	}
 	if (a.action) {
-		r = run_action(&c, &a);
+		r = client_action(&c, a.action, a.json);
 		goto out;
 	}
 	if (a.daemonize)

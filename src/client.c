@@ -1,0 +1,144 @@
+/*
+ * The client side of fugue: -s through the pid file (fire and forget), and
+ * status, reload and upgrade through the control socket, which answers
+ * once the outcome is known.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "pidfile.h"
+
+int
+client_signal(const struct config *c, const char *name)
+{
+	static const struct { const char *name; int sig; } table[] = {
+		{ "quit", SIGQUIT }, { "stop", SIGINT }, { "reload", SIGHUP },
+		{ "upgrade", SIGUSR2 }, { "reopen", SIGUSR1 },
+		{ "incr", SIGTTIN }, { "decr", SIGTTOU },
+	};
+	char err[512];
+	pid_t pid;
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (strcmp(name, table[i].name) != 0)
+			continue;
+		if (c->pid_file == NULL) {
+			fprintf(stderr, "fugue: -s needs [master] pid_file in "
+			    "the configuration\n");
+			return EX_CONFIG_;
+		}
+		if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
+			fprintf(stderr, "fugue: %s\n", err);
+			return EX_UNAVAIL_;
+		}
+		if (kill(pid, table[i].sig) == -1) {
+			fprintf(stderr, "fugue: signal %s to pid %ld: %s\n",
+			    signal_name(table[i].sig), (long)pid,
+			    strerror(errno));
+			return EX_UNAVAIL_;
+		}
+		return 0;
+	}
+	fprintf(stderr, "fugue: -s %s: expected quit, stop, reload, upgrade, "
+	    "reopen, incr or decr\n(fugue -h for help)\n", name);
+	return EX_USAGE_;
+}
+
+/* status, reload, upgrade: through the control socket, else signals. */
+int
+client_action(const struct config *c, const char *action, bool json)
+{
+	char err[512];
+	pid_t pid;
+
+	if (c->control_socket)
+		return control_request(c->control_socket,
+		    strcmp(action, "status") == 0 && json ?
+		    "status json" : action);
+	if (strcmp(action, "status") == 0) {
+		fprintf(stderr, "fugue: status needs [master] control_socket\n");
+		return EX_CONFIG_;
+	}
+	if (c->pid_file == NULL) {
+		fprintf(stderr, "fugue: %s needs [master] control_socket (or "
+		    "pid_file, to signal without waiting)\n", action);
+		return EX_CONFIG_;
+	}
+	if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
+		fprintf(stderr, "fugue: %s\n", err);
+		return EX_UNAVAIL_;
+	}
+	if (kill(pid, action[0] == 'r' ? SIGHUP : SIGUSR2) == -1) {
+		fprintf(stderr, "fugue: pid %ld: %s\n", (long)pid,
+		    strerror(errno));
+		return EX_UNAVAIL_;
+	}
+	printf("fugue: sent %s to pid %ld; the outcome was not awaited (no "
+	    "control_socket)\n", action[0] == 'r' ? "HUP" : "USR2",
+	    (long)pid);
+	return 0;
+}
+
+int
+control_request(const char *path, const char *cmd)
+{
+	struct sockaddr_un sa;
+	char buf[4096];
+	size_t total = 0;
+	ssize_t n;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "fugue: control socket %s: path too long\n",
+		    path);
+		return EX_CONFIG_;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		fprintf(stderr, "fugue: control socket %s: %s (is fugue "
+		    "running?)\n", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return EX_UNAVAIL_;
+	}
+	if (send(fd, cmd, strlen(cmd), MSG_NOSIGNAL) == -1 ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) == -1) {
+		fprintf(stderr, "fugue: control socket %s: %s\n", path,
+		    strerror(errno));
+		close(fd);
+		return EX_UNAVAIL_;
+	}
+	char head[16] = "";
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		if (total < sizeof(head) - 1) {
+			size_t k = sizeof(head) - 1 - total;
+
+			memcpy(head + total, buf, (size_t)n < k ? (size_t)n : k);
+		}
+		total += (size_t)n;
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			break;
+	}
+	close(fd);
+	fflush(stdout);
+	if (total == 0) {
+		fprintf(stderr, "fugue: control socket %s: no answer\n", path);
+		return EX_UNAVAIL_;
+	}
+	if (strncmp(head, "ok", 2) == 0 || strncmp(head, "fugue pid", 9) == 0 ||
+	    head[0] == '{')
+		return 0;
+	if (strncmp(head, "refused", 7) == 0 || strncmp(head, "error", 5) == 0)
+		return EX_CONFIG_;
+	return EX_UNAVAIL_;
+}
