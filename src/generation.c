@@ -280,19 +280,22 @@ void
 gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct master *m = t->data;
-	struct generation *g = m->next.id ? &m->next : &m->cur;
-	unsigned want = m->next.id ? m->next_target : m->target;
+	unsigned reloading = m->next.id;
+	struct generation *g;
+	unsigned want;
 	char d[32], why[512];
 
 	(void)loop;
 	(void)revents;
 	/* After a stall of the master (SIGSTOP, a loaded machine), READY=1
-	 * may be waiting on the socket: read it before judging. */
+	 * may be waiting on the socket: read it before judging. If that
+	 * put the generation in service (and perhaps started a queued
+	 * reload, with a deadline of its own), this deadline is void. */
 	worker_notify_drain(m);
-	if (m->phase != M_STARTING && m->next.id != g->id)
-		return;		/* it was ready after all */
-	if (m->next.id == 0 && m->phase != M_STARTING)
+	if (reloading ? m->next.id != reloading : m->phase != M_STARTING)
 		return;
+	g = reloading ? &m->next : &m->cur;
+	want = reloading ? m->next_target : m->target;
 	format_duration(g->cfg.ready_timeout_ms, d, sizeof(d));
 	snprintf(why, sizeof(why), "%u of %u workers ready after "
 	    "ready_timeout %s%s%s", workers_count(&m->wt, g->id, WS(W_READY)),

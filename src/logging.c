@@ -23,12 +23,6 @@ log_set_fd(int fd)
 	log_fd = fd;
 }
 
-int
-log_get_fd(void)
-{
-	return log_fd;
-}
-
 void
 log_set_level(int level)
 {

@@ -10,7 +10,6 @@
 
 /* Where master lines go (fd, default 2) and the lowest level written. */
 void	log_set_fd(int fd);
-int	log_get_fd(void);
 void	log_set_level(int level);
 /* Also write error lines to stderr (start-up, before the loop runs). */
 void	log_set_echo(int on);

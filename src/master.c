@@ -45,7 +45,7 @@ master_init(struct master *m, struct config *c, config_loader load,
 	m->devnull = -1;
 	m->log_fd = -1;
 	m->mlog_fd = -1;
-	m->out_fd = 2;
+	m->sink.fd = 2;
 	m->pid_fd = -1;
 	m->notify_fd = -1;
 	m->ctl_fd = -1;
@@ -93,10 +93,10 @@ master_open_logs(struct master *m, char *err, size_t len)
 	if (c->master_log_file &&
 	    (r = open_log(c->master_log_file, &m->mlog_fd, err, len)) != 0)
 		return r;
-	m->out_fd = m->log_fd != -1 ? m->log_fd : 2;
-	m->sink.fd = m->out_fd;
+	/* Worker lines go to log_file, else to fugue's stderr. */
+	m->sink.fd = m->log_fd != -1 ? m->log_fd : 2;
 	m->sink.raw = c->log_raw;
-	log_set_fd(m->mlog_fd != -1 ? m->mlog_fd : m->out_fd);
+	log_set_fd(m->mlog_fd != -1 ? m->mlog_fd : m->sink.fd);
 	return 0;
 }
 

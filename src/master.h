@@ -70,7 +70,6 @@ struct master {
 	long long	 nofile;	/* the soft fd limit fugue started with */
 	int		 log_fd;	/* log_file, -1 none */
 	int		 mlog_fd;	/* master_log_file, -1 none */
-	int		 out_fd;	/* where worker output goes */
 	struct logsink	 sink;		/* the workers' output pipes */
 	int		 pid_fd;	/* locked pid file, -1 none */
 	int		 ready_fd;	/* -d: tell the launcher, -1 none */
