@@ -276,6 +276,16 @@ gen_check(struct master *m)
 		gen_commit(m);
 }
 
+/* The generation's deadline counts from when its last worker was forked:
+ * forking many workers, or a master stalled meanwhile, must not eat it. */
+void
+gen_deadline(struct master *m, unsigned ms)
+{
+	ev_now_update(m->loop);
+	ev_timer_set(&m->gen_timer, ms / 1000.0, 0);
+	ev_timer_start(m->loop, &m->gen_timer);
+}
+
 void
 gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -419,9 +429,8 @@ master_reload(struct master *m)
 	m->why[0] = '\0';
 	log_info("%s: starting generation %u (%u workers)", op(m), g->id,
 	    m->next_target);
-	ev_timer_set(&m->gen_timer, g->cfg.ready_timeout_ms / 1000.0, 0);
-	ev_timer_start(m->loop, &m->gen_timer);
 	for (unsigned s = 0; s < m->next_target; s++)
 		worker_start(m, g->id, s);
+	gen_deadline(m, g->cfg.ready_timeout_ms);
 	gen_check(m);
 }

@@ -373,11 +373,10 @@ run_first(struct master *m)
 	if ((c->user && c->uid == 0) || (!c->user && geteuid() == 0))
 		log_warnx("workers run as root (set [worker] user)");
 	m->phase = M_STARTING;
-	ev_timer_set(&m->gen_timer, c->ready_timeout_ms / 1000.0, 0);
-	ev_timer_start(m->loop, &m->gen_timer);
 	log_info("starting %u workers: %s", m->target, c->command);
 	for (unsigned s = 0; s < m->target; s++)
 		worker_start(m, m->cur.id, s);
+	gen_deadline(m, c->ready_timeout_ms);
 	gen_check(m);
 	return 0;
 }

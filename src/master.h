@@ -133,6 +133,7 @@ void	gen_check(struct master *);
 void	gen_commit(struct master *);
 void	gen_rollback(struct master *, const char *why);
 void	gen_close_gone(struct master *);
+void	gen_deadline(struct master *, unsigned);
 void	gen_timer_cb(struct ev_loop *, ev_timer *, int);
 
 void	worker_start(struct master *, unsigned gen, unsigned slot);

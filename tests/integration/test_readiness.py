@@ -301,8 +301,10 @@ def test_master_stall_does_not_fail_a_ready_generation(t):
     f = t.start_ready(conf, 2)
     _conf(t, count=2, mode="slow-ready 300", port=t.port,
           worker={"ready_timeout": "2s"})
+    before = _children(f.pid)
     f.signal(signal.SIGHUP)
-    f.wait_log(r"reload: starting generation 2", 10)
+    wait_until(lambda: len(_children(f.pid) - before) >= 2, 10, interval=0,
+               what="generation 2's two workers to be forked")
     _stall(f, 3.0)
     m = f.wait_log(r"reload: generation 2 ready|reload failed: .*", 15)
     if "failed" in m[0].group(0):
