@@ -27,7 +27,7 @@ VERSION	= 0.1.0
 
 SRCS	= src/util.c src/config.c src/cfgload.c src/values.c src/listen.c src/spawn.c src/workers.c \
 	  src/master.c src/generation.c src/lifecycle.c \
-	  src/logging.c src/pidfile.c src/notify.c src/state.c src/upgrade.c src/control.c src/client.c
+	  src/logging.c src/logsink.c src/pidfile.c src/notify.c src/state.c src/upgrade.c src/control.c src/client.c
 OBJS	= $(SRCS:.c=.o)
 HDRS	= $(wildcard src/*.h)
 

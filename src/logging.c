@@ -12,6 +12,7 @@
 #include "util.h"
 
 static int log_fd = 2;
+static struct logsink *log_sink;
 static int log_level = LVL_INFO;
 static int log_echo;
 
@@ -21,6 +22,12 @@ void
 log_set_fd(int fd)
 {
 	log_fd = fd;
+}
+
+void
+log_set_sink(struct logsink *s)
+{
+	log_sink = s;
 }
 
 void
@@ -69,10 +76,13 @@ log_emit(int level, const char *errstr, const char *fmt, va_list ap)
 	if (errstr)
 		n += snprintf(line + n, sizeof(line) - n, ": %s", errstr);
 	line[n++] = '\n';
-	if (write(log_fd, line, n) < 0) {
+	if (log_sink)
+		logsink_put(log_sink, line, (size_t)n, false);
+	else if (write(log_fd, line, n) < 0) {
 		/* Nowhere else to say it; the caller goes on. */
 	}
-	if (log_echo && level == LVL_ERROR && log_fd != 2) {
+	if (log_echo && level == LVL_ERROR &&
+	    (log_sink ? log_sink->target : log_fd) != 2) {
 		if (write(2, line, n) < 0) {
 		}
 	}
@@ -221,36 +231,6 @@ logpipe_prefix(const struct logpipe *lp, char *buf, size_t len)
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
-/* One write for the whole batch: an O_APPEND file gets whole lines only. */
-static void
-logsink_write(struct logsink *s, size_t lines)
-{
-	const char *p = s->out.p;
-	size_t left = s->out.len;
-	ssize_t n;
-
-	while (left > 0) {
-		n = write(s->fd, p, left);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			/* Disk full, file gone: drop and count, never block. */
-			s->dropped += lines;
-			s->drop_errno = n == -1 ? errno : EIO;
-			s->out.len = 0;
-			return;
-		}
-		p += n;
-		left -= n;
-	}
-	s->out.len = 0;
-	if (s->dropped) {
-		errno = s->drop_errno;
-		log_warn("%lu lines of worker output dropped", s->dropped);
-		s->dropped = 0;
-	}
-}
-
 void
 logpipe_flush(struct logpipe *lp)
 {
@@ -259,7 +239,7 @@ logpipe_flush(struct logpipe *lp)
 	size_t plen = logpipe_prefix(lp, prefix, sizeof(prefix));
 
 	if (linebuf_flush(&lp->lb, prefix, plen, &s->out))
-		logsink_write(s, 1);
+		logsink_write(s);
 }
 
 void
@@ -302,7 +282,7 @@ logpipe_read(struct logpipe *lp)
 	plen = logpipe_prefix(lp, prefix, sizeof(prefix));
 	lines = linebuf_feed(&lp->lb, buf, (size_t)n, prefix, plen, &s->out);
 	if (lines)
-		logsink_write(s, lines);
+		logsink_write(s);
 	return 1;
 }
 

@@ -68,16 +68,40 @@ struct logpipe {
 	void		**owner;	/* cleared when the pipe ends */
 };
 
-/* Where worker lines go. */
+/* Where worker lines go (logsink.c), never blocking the loop. */
+#define LOGSINK_BACKLOG_MAX	(4u << 20)	/* then lines are dropped */
+
 struct logsink {
 	struct ev_loop	*loop;
-	int		 fd;
+	int		 target;	/* log_file's fd, or 2 */
+	int		 fd;		/* what is written: target or our own */
+	bool		 shared;	/* target is not ours (fugue's stderr) */
+	bool		 own_fd;	/* fd is a reopen of target */
+	bool		 sock;		/* fd is a socket: MSG_DONTWAIT */
 	bool		 raw;
 	unsigned long	 dropped;	/* lines lost since the last success */
-	int		 drop_errno;
-	struct outbuf	 out;
+	int		 drop_errno;	/* EAGAIN: the backlog was full */
+	struct outbuf	 out;		/* the batch being built */
+	struct outbuf	 pend;		/* the backlog, from pend_off */
+	size_t		 pend_off;
+	ev_io		 wio;
 	struct logpipe	*pipes;
 };
+
+/* Write to fd (shared: not ours to make non-blocking, e.g. stderr). */
+void	logsink_set_fd(struct logsink *s, int fd, bool shared);
+/* From now on, wait for a slow reader on loop instead of blocking. */
+void	logsink_start(struct logsink *s, struct ev_loop *loop);
+/* Write out n bytes of whole lines; worker: count them if dropped. */
+void	logsink_put(struct logsink *s, const char *p, size_t n, bool worker);
+/* Write out (and empty) the batch in s->out. */
+void	logsink_write(struct logsink *s);
+/* Wait up to ms for the backlog to be written (an exit, a re-exec). */
+void	logsink_settle(struct logsink *s, int ms);
+/* Settle for a second, then write blocking to the target again. */
+void	logsink_end(struct logsink *s);
+/* Master lines through s (NULL: to the fd of log_set_fd). */
+void	log_set_sink(struct logsink *s);
 
 /* A new pipe for a worker of slot: the read end is watched, the write end
  * (close-on-exec, for the child to dup) returned in *wfd. NULL on error. */

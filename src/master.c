@@ -45,7 +45,7 @@ master_init(struct master *m, struct config *c, config_loader load,
 	m->devnull = -1;
 	m->log_fd = -1;
 	m->mlog_fd = -1;
-	m->sink.fd = 2;
+	m->sink.target = m->sink.fd = 2;
 	m->pid_fd = -1;
 	m->notify_fd = -1;
 	m->ctl_fd = -1;
@@ -93,10 +93,15 @@ master_open_logs(struct master *m, char *err, size_t len)
 	if (c->master_log_file &&
 	    (r = open_log(c->master_log_file, &m->mlog_fd, err, len)) != 0)
 		return r;
-	/* Worker lines go to log_file, else to fugue's stderr. */
-	m->sink.fd = m->log_fd != -1 ? m->log_fd : 2;
+	/* Worker lines go to log_file, else to fugue's stderr; master lines
+	 * to master_log_file, else with them (in order, never blocking). */
+	if (m->log_fd != -1)
+		logsink_set_fd(&m->sink, m->log_fd, false);
+	else
+		logsink_set_fd(&m->sink, 2, true);
 	m->sink.raw = c->log_raw;
-	log_set_fd(m->mlog_fd != -1 ? m->mlog_fd : m->sink.fd);
+	log_set_fd(m->mlog_fd);
+	log_set_sink(m->mlog_fd != -1 ? NULL : &m->sink);
 	return 0;
 }
 
@@ -406,7 +411,7 @@ master_run(struct master *m)
 	}
 	ev_init(&m->gen_timer, gen_timer_cb);
 	m->gen_timer.data = m;
-	m->sink.loop = m->loop;
+	logsink_start(&m->sink, m->loop);
 
 	if ((c->subreaper == SUBREAPER_YES ||
 	    (c->subreaper == SUBREAPER_AUTO && m->pid == 1)) &&
@@ -452,6 +457,11 @@ master_free(struct master *m)
 	free(m->notify_path);
 	if (m->devnull != -1)
 		close(m->devnull);
+	/* What a slow reader has not taken yet gets a second, then the
+	 * last lines go straight to stderr. */
+	logsink_end(&m->sink);
+	log_set_sink(NULL);
+	log_set_fd(2);
 	if (m->log_fd != -1)
 		close(m->log_fd);
 	if (m->mlog_fd != -1)

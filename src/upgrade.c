@@ -325,6 +325,7 @@ upgrade_exec(struct master *m)
 	snprintf(num, sizeof(num), "%d", memfd);
 	setenv(STATE_ENV, num, 1);
 	log_info("upgrade: re-executing %s", m->self_path);
+	logsink_settle(&m->sink, 1000);	/* a backlog is not handed over */
 	execve(m->self_path, m->argv, environ);
 	e = errno;
 	unsetenv(STATE_ENV);

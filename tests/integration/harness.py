@@ -305,7 +305,7 @@ class Fugue:
     """One fugue process started by a test (normally the master)."""
 
     def __init__(self, test, args, log_path, env=None, cwd=None, name="fugue",
-                 logs=(), preexec=None):
+                 logs=(), preexec=None, output=None):
         self.test = test
         self.args = list(args)
         self.log_path = log_path
@@ -316,7 +316,8 @@ class Fugue:
         self.logf = open(log_path, "ab")
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [FUGUE] + self.args, stdin=subprocess.DEVNULL, stdout=self.logf,
+            [FUGUE] + self.args, stdin=subprocess.DEVNULL,
+            stdout=self.logf if output is None else output,
             stderr=subprocess.STDOUT, env=env, cwd=cwd or test.dir,
             close_fds=True, preexec_fn=_preexec(preexec))
         self.pid = self.proc.pid
@@ -539,16 +540,16 @@ class Test:
 
     # -- fugue
     def start(self, args, env=None, cwd=None, log="fugue.log", name="fugue",
-              logs=(), preexec=None):
+              logs=(), preexec=None, output=None):
         """Start fugue with args (a list, or a config path for -c PATH).
-        Its stdout and stderr go to log in the test's directory; logs names
-        the other files it logs to (log_file, master_log_file); preexec runs
-        in the child just before the exec."""
+        Its stdout and stderr go to log in the test's directory (or to the
+        fd output); logs names the other files it logs to (log_file,
+        master_log_file); preexec runs in the child just before the exec."""
         require_binaries()
         if isinstance(args, str):
             args = ["-c", args]
         f = Fugue(self, args, self.path(log), env=env, cwd=cwd, name=name,
-                  logs=logs, preexec=preexec)
+                  logs=logs, preexec=preexec, output=output)
         self.fugues.append(f)
         return f
 

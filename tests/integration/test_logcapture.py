@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 
 from harness import (MASTER_LINE, ROOT, WORKER, WORKER_LINE, Skip, check,
@@ -317,6 +318,77 @@ def test_unwritable_log_file_drops_and_counts(t):
           "dropped %d + written %d != 1000 lines printed"
           % (dropped, written))
     check(try_get(t.port) is not None, "no answer after the reload")
+
+
+def _stalled_output(t, kind):
+    # No log_file: worker lines go to fugue's stderr, here a pipe or a
+    # socket (the journal's kind) that nobody reads for a while (a terminal
+    # on ^S, a stuck log reader). The master goes on answering and starting
+    # workers; what the reader did not take waits (up to 4 MiB), the rest
+    # is dropped and counted, and once the reader is back every line
+    # written is whole and in order, and written + dropped is all the
+    # workers printed. What fugue was given stays blocking (it is not
+    # fugue's to change).
+    n, length = 20000, 200
+    sock = t.path("ctl.sock")
+    conf = t.basic_config(count=2, mode="print --lines %d --len %d"
+                          % (n, length), master={"control_socket": sock})
+    if kind == "pipe":
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    else:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        rfd, wfd = a.detach(), b.detach()
+    try:
+        f = t.start(conf, output=wfd)
+    finally:
+        os.close(wfd)
+    with os.fdopen(rfd, "rb") as out:
+        wait_until(lambda: (_status_json(sock) or {}).get("workers_ready")
+                   == 2, 15, what="2 workers ready (status json), stderr "
+                   "unread")
+        with open("/proc/%d/fdinfo/2" % f.pid) as fh:
+            flags = int(re.search(r"flags:\s+(\d+)", fh.read()).group(1), 8)
+        check(not flags & os.O_NONBLOCK, "fugue made its stderr non-blocking")
+        check(ctl(sock, "scale 3\n").startswith("ok"), "scale 3 refused")
+        wait_until(lambda: (_status_json(sock) or {}).get("workers_ready")
+                   == 3, 15, what="the third worker ready, stderr unread")
+        collect_ids(t.port, [0, 1, 2], test=t)  # all three printed all
+        f.signal(signal.SIGTERM)
+        data = out.read()  # until fugue is gone: its last lines too
+    check(f.wait_exit(15) == 0, "fugue exit status %r" % f.rc)
+    lines = data.decode("utf-8", "replace").splitlines()
+    drops = [re.search(r"warn: (\d+) lines of worker output dropped: its "
+                       r"reader was too slow", l) for l in lines]
+    dropped = sum(int(d.group(1)) for d in drops if d)
+    check(dropped > 0, "nothing dropped with %d lines unread: %s"
+          % (3 * n, [l for l in lines if MASTER_LINE.match(l)][-5:]))
+    got = {}
+    for slot, pid, text in worker_lines(lines):
+        got.setdefault(pid, []).append((slot, text))
+    for pid, seen in got.items():
+        last = -1
+        for slot, text in seen:
+            i = int(text.split()[1])
+            check(text == _expected_line(slot, i, length) and i > last,
+                  "worker %d: line %r after line %d" % (pid, text[:40],
+                                                       last))
+            last = i
+    written = sum(len(v) for v in got.values())
+    check(written + dropped == 3 * n, "written %d + dropped %d != %d "
+          "printed" % (written, dropped, 3 * n))
+    other = [l for l in lines if not MASTER_LINE.match(l)
+             and not WORKER_LINE.match(l)]
+    check(not other, "torn lines on stderr: %r" % other[:3])
+
+
+@timeout(60)
+def test_stalled_stderr_pipe_never_blocks_the_master(t):
+    _stalled_output(t, "pipe")
+
+
+@timeout(60)
+def test_stalled_stderr_socket_never_blocks_the_master(t):
+    _stalled_output(t, "socket")
 
 
 def test_overlong_line_cut_mark(t):
