@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "client.h"
 #include "config.h"
 #include "control.h"
@@ -26,177 +27,6 @@
 #include "spawn.h"
 #include "upgrade.h"
 
-#ifndef FUGUE_VERSION
-#define FUGUE_VERSION "0.0.0"
-#endif
-
-struct override {
-	const char	*section;
-	char		*key;
-	const char	*value;
-	char		*where;
-};
-
-struct args {
-	const char	*config;
-	bool		 test;
-	bool		 daemonize;
-	const char	*signal;
-	const char	*action;	/* status, reload, upgrade */
-	bool		 json;
-	char	       **command;	/* after "--" */
-	int		 ncommand;
-	struct override	*ov;
-	size_t		 nov;
-};
-
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: fugue -c FILE [-t | -d | -s SIGNAL]\n"
-	    "       fugue [--listen ADDR ...] [--workers N] [--KEY VALUE ...] "
-	    "-- COMMAND [ARG ...]\n"
-	    "       fugue -c FILE status [--json] | reload | upgrade\n"
-	    "       fugue -V | -h\n"
-	    "\n"
-	    "  -c FILE     configuration file (see fugue.conf(5))\n"
-	    "  -t          test the configuration and exit (0, or 78)\n"
-	    "  -d          run as a daemon; exit 0 once the workers are ready\n"
-	    "  -s SIGNAL   signal the running master found through pid_file:\n"
-	    "              quit stop reload upgrade reopen incr decr\n"
-	    "  status      the workers of the running master (control_socket)\n"
-	    "  reload, upgrade  through control_socket, waiting for the outcome\n"
-	    "  -V          print the version\n"
-	    "  -h          this help\n"
-	    "  --KEY VALUE set any configuration key (--kill-timeout 10s);\n"
-	    "              --listen is [listen] address, --workers is "
-	    "[worker] count\n");
-}
-
-static int
-usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "fugue: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n(fugue -h for help)\n");
-	return EX_USAGE_;
-}
-
-static int
-parse_args(int argc, char **argv, struct args *a)
-{
-	for (int i = 1; i < argc; i++) {
-		char *arg = argv[i];
-
-		if (strcmp(arg, "--") == 0) {
-			a->command = argv + i + 1;
-			a->ncommand = argc - i - 1;
-			if (a->ncommand == 0)
-				return usage_error("%s: no command after it",
-				    "--");
-			return 0;
-		}
-		if (strcmp(arg, "--help") == 0) {
-			usage(stdout);
-			exit(0);
-		}
-		if (strcmp(arg, "--json") == 0) {
-			a->json = true;
-			continue;
-		}
-		if (strcmp(arg, "--version") == 0) {
-			printf("fugue %s\n", FUGUE_VERSION);
-			exit(0);
-		}
-		if (strncmp(arg, "--", 2) == 0) {
-			char *eq = strchr(arg, '=');
-			char *key = xstrdup(arg + 2);
-			const char *section, *value;
-
-			if (eq)
-				key[eq - arg - 2] = '\0';
-			for (char *p = key; *p; p++)
-				if (*p == '-')
-					*p = '_';
-			if (strcmp(key, "listen") == 0 ||
-			    strcmp(key, "workers") == 0) {
-				char *alias = xstrdup(key[0] == 'l' ? "address" :
-				    "count");
-
-				free(key);
-				key = alias;
-			}
-			if ((section = config_key_section(key)) == NULL) {
-				free(key);
-				return usage_error("unknown option %s", arg);
-			}
-			if (eq)
-				value = eq + 1;
-			else if (i + 1 < argc)
-				value = argv[++i];
-			else {
-				free(key);
-				return usage_error("option %s needs a value",
-				    arg);
-			}
-			a->ov = xrealloc(a->ov, (a->nov + 1) * sizeof(*a->ov));
-			a->ov[a->nov].section = section;
-			a->ov[a->nov].key = key;
-			a->ov[a->nov].value = value;
-			a->ov[a->nov].where = xprintf("--%.*s",
-			    eq ? (int)(eq - arg - 2) : (int)strlen(arg + 2),
-			    arg + 2);
-			a->nov++;
-			continue;
-		}
-		if ((strcmp(arg, "status") == 0 || strcmp(arg, "reload") == 0 ||
-		    strcmp(arg, "upgrade") == 0) && a->action == NULL) {
-			a->action = arg;
-			continue;
-		}
-		if (arg[0] != '-' || arg[1] == '\0')
-			return usage_error("unexpected argument \"%s\"", arg);
-		for (char *p = arg + 1; *p; p++) {
-			switch (*p) {
-			case 't':
-				a->test = true;
-				continue;
-			case 'd':
-				a->daemonize = true;
-				continue;
-			case 'V':
-				printf("fugue %s\n", FUGUE_VERSION);
-				exit(0);
-			case 'h':
-				usage(stdout);
-				exit(0);
-			case 'c':
-			case 's':
-				break;
-			default: {
-				char opt[3] = { '-', *p, '\0' };
-				return usage_error("unknown option %s", opt);
-			}
-			}
-			/* -c FILE, -cFILE, -s SIGNAL */
-			const char *v = p[1] ? p + 1 : (i + 1 < argc ?
-			    argv[++i] : NULL);
-			if (v == NULL) {
-				char opt[3] = { '-', *p, '\0' };
-				return usage_error("option %s needs a value",
-				    opt);
-			}
-			if (*p == 'c')
-				a->config = v;
-			else
-				a->signal = v;
-			break;
-		}
-	}
-	return 0;
-}
-
 static void
 print_errors(struct errlist *e)
 {
@@ -204,39 +34,6 @@ print_errors(struct errlist *e)
 		fprintf(stderr, "fugue: %s\n", e->v[i]);
 }
 
-/* Shell-quoted rendering of argv, for logs. */
-static char *
-join_command(char **argv, int n)
-{
-	size_t len = 1;
-	char *s, *p;
-
-	for (int i = 0; i < n; i++)
-		len += strlen(argv[i]) * 4 + 3;
-	p = s = xmalloc(len);
-	for (int i = 0; i < n; i++) {
-		bool plain = argv[i][0] != '\0' &&
-		    strspn(argv[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-		    "qrstuvwxyz0123456789-_./:=,@+%") == strlen(argv[i]);
-
-		if (i)
-			*p++ = ' ';
-		if (plain) {
-			p = stpcpy(p, argv[i]);
-			continue;
-		}
-		*p++ = '\'';
-		for (const char *q = argv[i]; *q; q++) {
-			if (*q == '\'')
-				p = stpcpy(p, "'\\''");
-			else
-				*p++ = *q;
-		}
-		*p++ = '\'';
-	}
-	*p = '\0';
-	return s;
-}
 
 /* Started as root, refuse a config that others could have written. */
 static int
@@ -294,7 +91,7 @@ build_config(struct args *a, struct config *c, struct errlist *errs)
 		for (int i = 0; i < a->ncommand; i++)
 			strvec_push(&c->argv, a->command[i]);
 		free(c->command);
-		c->command = join_command(a->command, a->ncommand);
+		c->command = args_join_command(a->command, a->ncommand);
 	}
 	/* Checks across keys only make sense once every key parsed. */
 	if (r == 0 && config_validate(c, a->daemonize, errs) != 0)
@@ -555,7 +352,7 @@ main(int argc, char **argv)
 		state_fd = atoi(env);
 		unsetenv(STATE_ENV);
 	}
-	if ((r = parse_args(argc, argv, &a)) != 0)
+	if ((r = args_parse(argc, argv, &a)) != 0)
 		goto out;
 	self = resolve_self(argv[0]);
 	if (state_fd >= 0) {
@@ -563,7 +360,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (a.config == NULL && a.command == NULL) {
-		r = usage_error("%s", "no configuration: give -c FILE, or "
+		r = args_usage_error("%s", "no configuration: give -c FILE, or "
 		    "-- COMMAND with --listen");
 		goto out;
 	}
@@ -647,10 +444,6 @@ out:
 	free(self);
 	errlist_free(&errs);
 	config_free(&c);
-	for (size_t i = 0; i < a.nov; i++) {
-		free(a.ov[i].key);
-		free(a.ov[i].where);
-	}
-	free(a.ov);
+	args_free(&a);
 	return r;
 }

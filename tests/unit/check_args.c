@@ -1,0 +1,154 @@
+/* Unit tests for args.c: options, --KEY VALUE overrides, the command after
+ * "--", usage errors (exit 64), and the command's shell-quoted rendering. */
+#include <check.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "util.h"
+
+static struct args a;
+
+static int
+parse(const char *first, ...)
+{
+	static char *argv[32];
+	va_list ap;
+	int argc = 0;
+
+	argv[argc++] = "fugue";
+	va_start(ap, first);
+	for (const char *s = first; s; s = va_arg(ap, const char *))
+		argv[argc++] = (char *)s;
+	va_end(ap);
+	argv[argc] = NULL;
+	args_free(&a);
+	memset(&a, 0, sizeof(a));
+	return args_parse(argc, argv, &a);
+}
+
+static void
+teardown(void)
+{
+	args_free(&a);
+}
+
+START_TEST(config_and_flags)
+{
+	ck_assert_int_eq(parse("-c", "app.conf", "-t", NULL), 0);
+	ck_assert_str_eq(a.config, "app.conf");
+	ck_assert(a.test);
+	ck_assert(!a.daemonize);
+	ck_assert_int_eq(parse("-capp.conf", "-d", NULL), 0);
+	ck_assert_str_eq(a.config, "app.conf");
+	ck_assert(a.daemonize);
+	/* Flags together, the one with a value last. */
+	ck_assert_int_eq(parse("-tdc", "x.conf", NULL), 0);
+	ck_assert(a.test && a.daemonize);
+	ck_assert_str_eq(a.config, "x.conf");
+	ck_assert_int_eq(parse("-c", "x.conf", "-s", "reload", NULL), 0);
+	ck_assert_str_eq(a.signal, "reload");
+}
+END_TEST
+
+START_TEST(actions)
+{
+	ck_assert_int_eq(parse("-c", "x.conf", "status", "--json", NULL), 0);
+	ck_assert_str_eq(a.action, "status");
+	ck_assert(a.json);
+	ck_assert_int_eq(parse("-c", "x.conf", "upgrade", NULL), 0);
+	ck_assert_str_eq(a.action, "upgrade");
+	/* One action only. */
+	ck_assert_int_eq(parse("reload", "status", NULL), EX_USAGE_);
+}
+END_TEST
+
+START_TEST(overrides)
+{
+	ck_assert_int_eq(parse("--listen", "127.0.0.1:8080", "--workers=4",
+	    "--kill-timeout", "10s", "--listen", "unix:/tmp/s", "--", "srv",
+	    "-x", NULL), 0);
+	ck_assert_uint_eq(a.nov, 4);
+	ck_assert_str_eq(a.ov[0].section, "listen");
+	ck_assert_str_eq(a.ov[0].key, "address");
+	ck_assert_str_eq(a.ov[0].value, "127.0.0.1:8080");
+	ck_assert_str_eq(a.ov[0].where, "--listen");
+	ck_assert_str_eq(a.ov[1].section, "worker");
+	ck_assert_str_eq(a.ov[1].key, "count");
+	ck_assert_str_eq(a.ov[1].value, "4");
+	ck_assert_str_eq(a.ov[1].where, "--workers");
+	ck_assert_str_eq(a.ov[2].key, "kill_timeout");
+	ck_assert_str_eq(a.ov[2].value, "10s");
+	ck_assert_str_eq(a.ov[2].where, "--kill-timeout");
+	ck_assert_str_eq(a.ov[3].value, "unix:/tmp/s");
+	ck_assert_int_eq(a.ncommand, 2);
+	ck_assert_str_eq(a.command[0], "srv");
+	ck_assert_str_eq(a.command[1], "-x");
+}
+END_TEST
+
+START_TEST(after_dashdash_is_the_command)
+{
+	/* What follows "--" is the command's, even if it looks like ours. */
+	ck_assert_int_eq(parse("--workers", "2", "--", "srv", "-c", "--listen",
+	    NULL), 0);
+	ck_assert_ptr_null(a.config);
+	ck_assert_uint_eq(a.nov, 1);
+	ck_assert_int_eq(a.ncommand, 3);
+	ck_assert_str_eq(a.command[2], "--listen");
+}
+END_TEST
+
+START_TEST(usage_errors)
+{
+	ck_assert_int_eq(parse("--no-such-key", "1", NULL), EX_USAGE_);
+	ck_assert_int_eq(parse("--kill-timeout", NULL), EX_USAGE_);
+	ck_assert_int_eq(parse("-c", NULL), EX_USAGE_);
+	ck_assert_int_eq(parse("-x", NULL), EX_USAGE_);
+	ck_assert_int_eq(parse("-", NULL), EX_USAGE_);
+	ck_assert_int_eq(parse("stray", NULL), EX_USAGE_);
+	ck_assert_int_eq(parse("--workers", "2", "--", NULL), EX_USAGE_);
+}
+END_TEST
+
+START_TEST(join_quotes_what_needs_it)
+{
+	char *argv[] = { "/usr/bin/node", "app.js", "--port=80", "a b", "",
+	    "it's", "$HOME" };
+	char *s = args_join_command(argv, 7);
+
+	ck_assert_str_eq(s, "/usr/bin/node app.js --port=80 'a b' '' "
+	    "'it'\\''s' '$HOME'");
+	free(s);
+}
+END_TEST
+
+static Suite *
+args_suite(void)
+{
+	Suite *s = suite_create("args");
+	TCase *tc = tcase_create("args");
+
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, config_and_flags);
+	tcase_add_test(tc, actions);
+	tcase_add_test(tc, overrides);
+	tcase_add_test(tc, after_dashdash_is_the_command);
+	tcase_add_test(tc, usage_errors);
+	tcase_add_test(tc, join_quotes_what_needs_it);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(args_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
