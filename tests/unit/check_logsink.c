@@ -14,6 +14,7 @@
 static struct ev_loop *loop;
 static struct logsink sink;
 static int rd = -1, wr = -1;
+static int devnull = -1;
 
 static void
 setup(void)
@@ -26,6 +27,8 @@ setup(void)
 	fcntl(rd, F_SETFL, O_NONBLOCK);
 	loop = ev_loop_new(EVFLAG_AUTO);
 	memset(&sink, 0, sizeof(sink));
+	/* Drop reports of a test's own sink, left at its end: not here. */
+	log_set_fd(devnull);
 }
 
 static void
@@ -242,6 +245,8 @@ main(void)
 {
 	SRunner *sr = srunner_create(logsink_suite());
 	int failed;
+
+	devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
