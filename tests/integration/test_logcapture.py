@@ -4,15 +4,18 @@ and a real logrotate run while workers print; a log file that cannot be
 written; the continuation mark; log_raw; output of workers that drain
 through an upgrade."""
 
+import errno
 import glob
 import gzip
 import json
 import os
+import pty
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import tty
 
 from harness import (MASTER_LINE, ROOT, WORKER, WORKER_LINE, Skip, check,
                      collect_ids, fail, http_get, timeout, try_get,
@@ -320,6 +323,21 @@ def test_unwritable_log_file_drops_and_counts(t):
     check(try_get(t.port) is not None, "no answer after the reload")
 
 
+def _read_to_end(fd):
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError as e:
+            if e.errno == errno.EIO:  # a pty whose other side is closed
+                break
+            raise
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _stalled_output(t, kind):
     # No log_file: worker lines go to fugue's stderr, here a pipe or a
     # socket (the journal's kind) that nobody reads for a while (a terminal
@@ -335,6 +353,9 @@ def _stalled_output(t, kind):
                           % (n, length), master={"control_socket": sock})
     if kind == "pipe":
         rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    elif kind == "tty":
+        rfd, wfd = pty.openpty()
+        tty.setraw(wfd)  # bytes as written, no "\r\n"
     else:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         rfd, wfd = a.detach(), b.detach()
@@ -342,7 +363,7 @@ def _stalled_output(t, kind):
         f = t.start(conf, output=wfd)
     finally:
         os.close(wfd)
-    with os.fdopen(rfd, "rb") as out:
+    try:
         wait_until(lambda: (_status_json(sock) or {}).get("workers_ready")
                    == 2, 15, what="2 workers ready (status json), stderr "
                    "unread")
@@ -354,7 +375,9 @@ def _stalled_output(t, kind):
                    == 3, 15, what="the third worker ready, stderr unread")
         collect_ids(t.port, [0, 1, 2], test=t)  # all three printed all
         f.signal(signal.SIGTERM)
-        data = out.read()  # until fugue is gone: its last lines too
+        data = _read_to_end(rfd)  # until fugue is gone: its last lines too
+    finally:
+        os.close(rfd)
     check(f.wait_exit(15) == 0, "fugue exit status %r" % f.rc)
     lines = data.decode("utf-8", "replace").splitlines()
     drops = [re.search(r"warn: (\d+) lines of worker output dropped: its "
@@ -389,6 +412,11 @@ def test_stalled_stderr_pipe_never_blocks_the_master(t):
 @timeout(60)
 def test_stalled_stderr_socket_never_blocks_the_master(t):
     _stalled_output(t, "socket")
+
+
+@timeout(60)
+def test_stalled_stderr_terminal_never_blocks_the_master(t):
+    _stalled_output(t, "tty")
 
 
 def test_overlong_line_cut_mark(t):
