@@ -53,7 +53,11 @@ tests/unit/check_%: tests/unit/check_%.c $(OBJS)
 deps:
 	@sh tools/deps.sh
 
-run: deps all
+deps-test:
+	@sh tools/deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
 	./fugue -c fugue.conf.example
 
 unit: $(UNIT)
@@ -62,19 +66,18 @@ unit: $(UNIT)
 integration: all
 	python3 tests/integration/run.py
 
-check: unit integration
-
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT)
 	@$(MAKE) --no-print-directory unit integration
 
 # The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
-sanitize: deps
+sanitize: deps-test
 	@$(MAKE) --no-print-directory clean
 	@$(MAKE) --no-print-directory CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" all $(UNIT)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    $(MAKE) --no-print-directory unit integration
+	    $(MAKE) --no-print-directory unit integration; r=$$?; \
+	    $(MAKE) --no-print-directory clean >/dev/null; exit $$r
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -96,5 +99,5 @@ clean:
 # libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=60]; see fuzz/fuzz.mk
 include fuzz/fuzz.mk
 
-.PHONY: all deps run unit integration check test sanitize bench install lint-man clean \
+.PHONY: all deps deps-test run unit integration test sanitize bench install lint-man clean \
 	fuzz fuzz-build fuzz-seeds fuzz-clean

@@ -128,10 +128,8 @@ fuzz_config_roundtrip(const struct config *c)
 	int r;
 
 	state_config_dump(c, &before);
-	memset(&s, 0, sizeof(s));
+	state_init(&s);
 	s.version = STATE_VERSION;
-	s.pid_fd = s.notify_fd = s.ctl_fd = -1;
-	s.nofile = -1;
 	s.cfg = before;
 	text = state_format(&s, &len);
 	r = state_parse(text, len, &back, err, sizeof(err));

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "fuzz_common.h"
 
 #define YEAR_MS		(365LL * 24 * 3600 * 1000)
@@ -72,35 +73,11 @@ fuzz_mode(const char *s)
 	FUZZ_CHECK(parse_mode(buf, &back) == 0 && back == mode, "mode %o", mode);
 }
 
-/* Quote a word for split_command: '...' with ' as '\''. */
-static void
-quote(const char *w, char **out, size_t *len, size_t *cap)
-{
-	size_t need = *len + 4 * strlen(w) + 4;
-
-	if (need > *cap) {
-		*cap = need * 2;
-		*out = realloc(*out, *cap);
-	}
-	(*out)[(*len)++] = '\'';
-	for (; *w; w++) {
-		if (*w == '\'') {
-			memcpy(*out + *len, "'\\''", 4);
-			*len += 4;
-		} else
-			(*out)[(*len)++] = *w;
-	}
-	(*out)[(*len)++] = '\'';
-	(*out)[(*len)++] = ' ';
-	(*out)[*len] = '\0';
-}
-
 static void
 fuzz_split(const char *s)
 {
 	struct strvec a = { NULL, 0 }, b = { NULL, 0 };
-	char err[128], *joined = NULL;
-	size_t len = 0, cap = 0;
+	char err[128], *joined;
 
 	memset(err, 'X', sizeof(err));
 	if (split_command(s, &a, err, sizeof(err)) == -1) {
@@ -110,8 +87,8 @@ fuzz_split(const char *s)
 		return;
 	}
 	FUZZ_CHECK(a.n >= 1 && a.v[a.n] == NULL, "%zu words", a.n);
-	for (size_t i = 0; i < a.n; i++)
-		quote(a.v[i], &joined, &len, &cap);
+	/* What fugue logs as the command reads back as the same words. */
+	joined = args_join_command(a.v, (int)a.n);
 	FUZZ_CHECK(split_command(joined, &b, err, sizeof(err)) == 0,
 	    "requoted \"%s\" refused: %s", joined, err);
 	FUZZ_CHECK(a.n == b.n, "%zu words, %zu after requoting", a.n, b.n);

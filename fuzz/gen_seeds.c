@@ -60,10 +60,8 @@ base(void)
 {
 	struct state s;
 
-	memset(&s, 0, sizeof(s));
+	state_init(&s);
 	s.version = STATE_VERSION;
-	s.pid_fd = s.notify_fd = s.ctl_fd = -1;
-	s.nofile = -1;
 	return s;
 }
 

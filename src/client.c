@@ -15,6 +15,27 @@
 #include "client.h"
 #include "pidfile.h"
 
+/* sig to the master named in pid_file (its pid in *pid): 0, or an exit
+ * code after a line on stderr. */
+static int
+signal_master(const struct config *c, int sig, pid_t *pidp)
+{
+	char err[512];
+	pid_t pid;
+
+	if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
+		fprintf(stderr, "fugue: %s\n", err);
+		return EX_UNAVAIL_;
+	}
+	if (kill(pid, sig) == -1) {
+		fprintf(stderr, "fugue: signal %s to pid %ld: %s\n",
+		    signal_name(sig), (long)pid, strerror(errno));
+		return EX_UNAVAIL_;
+	}
+	*pidp = pid;
+	return 0;
+}
+
 int
 client_signal(const struct config *c, const char *name)
 {
@@ -23,7 +44,6 @@ client_signal(const struct config *c, const char *name)
 		{ "upgrade", SIGUSR2 }, { "reopen", SIGUSR1 },
 		{ "incr", SIGTTIN }, { "decr", SIGTTOU },
 	};
-	char err[512];
 	pid_t pid;
 
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -34,17 +54,7 @@ client_signal(const struct config *c, const char *name)
 			    "the configuration\n");
 			return EX_CONFIG_;
 		}
-		if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
-			fprintf(stderr, "fugue: %s\n", err);
-			return EX_UNAVAIL_;
-		}
-		if (kill(pid, table[i].sig) == -1) {
-			fprintf(stderr, "fugue: signal %s to pid %ld: %s\n",
-			    signal_name(table[i].sig), (long)pid,
-			    strerror(errno));
-			return EX_UNAVAIL_;
-		}
-		return 0;
+		return signal_master(c, table[i].sig, &pid);
 	}
 	fprintf(stderr, "fugue: -s %s: expected quit, stop, reload, upgrade, "
 	    "reopen, incr or decr\n(fugue -h for help)\n", name);
@@ -55,7 +65,7 @@ client_signal(const struct config *c, const char *name)
 int
 client_action(const struct config *c, const char *action, bool json)
 {
-	char err[512];
+	int sig = action[0] == 'r' ? SIGHUP : SIGUSR2, r;
 	pid_t pid;
 
 	if (c->control_socket)
@@ -71,18 +81,10 @@ client_action(const struct config *c, const char *action, bool json)
 		    "pid_file, to signal without waiting)\n", action);
 		return EX_CONFIG_;
 	}
-	if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
-		fprintf(stderr, "fugue: %s\n", err);
-		return EX_UNAVAIL_;
-	}
-	if (kill(pid, action[0] == 'r' ? SIGHUP : SIGUSR2) == -1) {
-		fprintf(stderr, "fugue: pid %ld: %s\n", (long)pid,
-		    strerror(errno));
-		return EX_UNAVAIL_;
-	}
+	if ((r = signal_master(c, sig, &pid)) != 0)
+		return r;
 	printf("fugue: sent %s to pid %ld; the outcome was not awaited (no "
-	    "control_socket)\n", action[0] == 'r' ? "HUP" : "USR2",
-	    (long)pid);
+	    "control_socket)\n", signal_name(sig), (long)pid);
 	return 0;
 }
 

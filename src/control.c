@@ -87,23 +87,12 @@ client_flush(struct ctl_client *c)
 	client_free(c);
 }
 
-/* Queue the whole answer and send it; the client is gone afterwards. */
+/* Send what c->out holds, the whole answer; the client is gone after. */
 static void
-client_reply(struct ctl_client *c, const char *fmt, ...)
+client_send(struct ctl_client *c)
 {
 	struct master *m = c->m;
-	char buf[1024];
-	va_list ap;
-	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	outbuf_add(&c->out, buf, (size_t)n);
 	c->waiting = false;
 	ev_io_stop(m->loop, &c->io);
 	ev_io_set(&c->io, c->io.fd, EV_WRITE);
@@ -114,12 +103,28 @@ client_reply(struct ctl_client *c, const char *fmt, ...)
 	client_flush(c);
 }
 
+static void __attribute__((format(printf, 2, 3)))
+client_reply(struct ctl_client *c, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		outbuf_add(&c->out, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+		    sizeof(buf) - 1);
+	client_send(c);
+}
+
 static void
 client_reply_owned(struct ctl_client *c, char *text)
 {
 	outbuf_add(&c->out, text, strlen(text));
 	free(text);
-	client_reply(c, "%s", "");
+	client_send(c);
 }
 
 enum ctl_verb

@@ -3,24 +3,17 @@
  * stayed, bound when new, closed once unused), the spawn plan, and the
  * reload that starts a new generation and commits or rolls it back.
  */
-#include <sys/prctl.h>
-#include <sys/wait.h>
-
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
 #include "logging.h"
 #include "master.h"
 #include "notify.h"
-#include "pidfile.h"
 
 extern char **environ;
 
@@ -28,6 +21,19 @@ static const char *
 op(const struct master *m)
 {
 	return m->upgrading ? "upgrade" : "reload";
+}
+
+static bool
+same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+void
+gen_warn_root(const struct config *c)
+{
+	if ((c->user && c->uid == 0) || (!c->user && geteuid() == 0))
+		log_warnx("workers run as root (set [worker] user)");
 }
 
 void
@@ -178,23 +184,30 @@ gen_close_gone(struct master *m)
 	m->ngone = 0;
 }
 
+/* Of the listeners ls, those the serving generation does not use are on
+ * their way out: closed once the workers that may still use them are gone. */
+void
+gen_retire(struct master *m, const struct listener *ls, size_t n,
+    const struct generation *now)
+{
+	for (size_t i = 0, j; i < n; i++) {
+		for (j = 0; j < now->nls; j++)
+			if (now->ls[j].fd == ls[i].fd)
+				break;
+		if (j < now->nls)
+			continue;
+		m->gone = xrealloc(m->gone, (m->ngone + 1) * sizeof(*m->gone));
+		m->gone[m->ngone++] = ls[i];
+	}
+}
+
 void
 gen_commit(struct master *m)
 {
 	struct generation old = m->cur;
-	size_t i, j;
 
 	ev_timer_stop(m->loop, &m->gen_timer);
-	for (i = 0; i < old.nls; i++) {
-		for (j = 0; j < m->next.nls; j++)
-			if (m->next.ls[j].fd == old.ls[i].fd)
-				break;
-		if (j == m->next.nls) {
-			m->gone = xrealloc(m->gone, (m->ngone + 1) *
-			    sizeof(*m->gone));
-			m->gone[m->ngone++] = old.ls[i];
-		}
-	}
+	gen_retire(m, old.ls, old.nls, &m->next);
 	m->cur = m->next;
 	memset(&m->next, 0, sizeof(m->next));
 	m->target = m->next_target;
@@ -203,10 +216,8 @@ gen_commit(struct master *m)
 		if (w->gen != m->cur.id)
 			worker_drain(m, w, old.cfg.kill_timeout_ms);
 	}
-	if (strcmp(old.cfg.log_file ? old.cfg.log_file : "",
-	    m->cur.cfg.log_file ? m->cur.cfg.log_file : "") != 0 ||
-	    strcmp(old.cfg.master_log_file ? old.cfg.master_log_file : "",
-	    m->cur.cfg.master_log_file ? m->cur.cfg.master_log_file : "") != 0) {
+	if (!same(old.cfg.log_file, m->cur.cfg.log_file) ||
+	    !same(old.cfg.master_log_file, m->cur.cfg.master_log_file)) {
 		char err[512];
 
 		if (master_open_logs(m, err, sizeof(err)) != 0)
@@ -319,12 +330,6 @@ gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	master_stop(m, false);
 }
 
-static bool
-same(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
-
 /* What the master itself holds (its pid file lock, control socket, notify
  * socket, subreaper role) stays as started: say so if the file changed. */
 static void
@@ -355,8 +360,18 @@ keep_start_only(struct master *m, struct config *c)
 		    op(m));
 		c->subreaper = m->cur.cfg.subreaper;
 	}
-	if ((c->user && c->uid == 0) || (!c->user && geteuid() == 0))
-		log_warnx("workers run as root (set [worker] user)");
+	gen_warn_root(c);
+}
+
+/* A reload that could not start: what it had is freed, nothing changed. */
+static void
+reload_refused(struct master *m, const char *why, const char *detail)
+{
+	log_error("%s refused: %s; nothing changed", op(m), why);
+	notify_systemd("READY=1\nSTATUS=reload refused: %s", why);
+	control_outcome(m, "refused", "%s", detail ? detail : why);
+	gen_free(&m->next);
+	m->upgrading = false;
 }
 
 /* HUP: a new generation with the re-read configuration; the old one is
@@ -378,49 +393,32 @@ master_reload(struct master *m)
 	if (!m->upgrading)
 		master_op_begin(m);
 	log_info("%s: reading the configuration", op(m));
-	if (!m->upgrading) {
-		/* An upgrade said so before its exec. */
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
-		    (unsigned long long)ts.tv_sec * 1000000ULL +
-		    ts.tv_nsec / 1000);
-	}
+	if (!m->upgrading)
+		notify_systemd_reloading();	/* an upgrade did, before */
 	config_init(&g->cfg);
 	if (m->load(m->load_arg, &g->cfg, &errs) != 0) {
+		char detail[sizeof(err) + 512];
+
 		for (size_t i = 0; i < errs.n; i++)
 			log_error("%s", errs.v[i]);
-		log_error("%s refused: the configuration has %zu error%s; "
-		    "nothing changed", op(m), errs.n, errs.n == 1 ? "" : "s");
-		notify_systemd("READY=1\nSTATUS=reload refused: invalid "
-		    "configuration");
-		control_outcome(m, "refused", "the configuration has %zu "
-		    "error%s: %s", errs.n, errs.n == 1 ? "" : "s",
+		snprintf(err, sizeof(err), "the configuration has %zu error%s",
+		    errs.n, errs.n == 1 ? "" : "s");
+		snprintf(detail, sizeof(detail), "%s: %s", err,
 		    errs.n ? errs.v[0] : "?");
 		errlist_free(&errs);
-		gen_free(g);
-		m->upgrading = false;
+		reload_refused(m, err, detail);
 		return;
 	}
 	errlist_free(&errs);
 	keep_start_only(m, &g->cfg);
 	if (gen_bind(g, &m->cur, err, sizeof(err)) != 0) {
-		log_error("%s refused: %s; nothing changed", op(m), err);
-		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);
-		control_outcome(m, "refused", "%s", err);
-		gen_free(g);
-		m->upgrading = false;
+		reload_refused(m, err, NULL);
 		return;
 	}
 	g->id = ++m->last_gen;
 	if (gen_plan(m, g, err, sizeof(err)) != 0) {
-		log_error("%s refused: %s; nothing changed", op(m), err);
-		notify_systemd("READY=1\nSTATUS=reload refused: %s", err);
-		control_outcome(m, "refused", "%s", err);
 		gen_close_bound(g);
-		gen_free(g);
-		m->upgrading = false;
+		reload_refused(m, err, NULL);
 		return;
 	}
 	/* The runtime count (TTIN/TTOU) survives unless count changed. */

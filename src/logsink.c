@@ -161,11 +161,8 @@ logsink_put(struct logsink *s, const char *p, size_t n, bool worker)
 void
 logsink_write(struct logsink *s)
 {
-	size_t n = s->out.len;
-
-	/* out may grow while it is written (a drop report): take it first. */
+	logsink_put(s, s->out.p, s->out.len, true);
 	s->out.len = 0;
-	logsink_put(s, s->out.p, n, true);
 }
 
 /* How fd is written without blocking (only with a loop to wait on). */

@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,9 +321,7 @@ main(int argc, char **argv)
 	struct errlist errs = { 0 };
 	struct config c;
 	struct master m;
-	sigset_t set;
 	char err[512];
-	pid_t holder;
 	char *self = NULL;
 	const char *env;
 	int r, state_fd = -1, ready_fd = -1;
@@ -332,19 +329,7 @@ main(int argc, char **argv)
 	long long nofile;
 
 	/* Held, never fatal, until the master's watchers are in place. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	sigaddset(&set, SIGTTIN);
-	sigaddset(&set, SIGTTOU);
-	sigaddset(&set, SIGPIPE);
-	sigaddset(&set, SIGWINCH);
-	sigaddset(&set, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	master_hold_signals();
 
 	config_init(&c);
 	/* Set by the old image of an upgrade: its state, on this fd. */
@@ -410,7 +395,7 @@ main(int argc, char **argv)
 		goto out_master;
 	}
 	if (m.cur.cfg.pid_file) {
-		r = pidfile_open(m.cur.cfg.pid_file, &m.pid_fd, &holder, err,
+		r = pidfile_open(m.cur.cfg.pid_file, &m.pid_fd, err,
 		    sizeof(err));
 		if (r != 0) {
 			log_error("%s", err);

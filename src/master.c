@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "logging.h"
@@ -23,13 +22,22 @@
 #include "pidfile.h"
 #include "upgrade.h"
 
-extern char **environ;
-
 
 static const int handled_signals[MASTER_NSIG] = {
 	SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR2, SIGUSR1, SIGTTIN, SIGTTOU,
 	SIGPIPE, SIGWINCH, SIGCHLD,
 };
+
+void
+master_hold_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (int i = 0; i < MASTER_NSIG; i++)
+		sigaddset(&set, handled_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
 
 void
 master_init(struct master *m, struct config *c, config_loader load,
@@ -375,8 +383,7 @@ run_first(struct master *m)
 		gen_close_bound(&m->cur);
 		return EX_UNAVAIL_;
 	}
-	if ((c->user && c->uid == 0) || (!c->user && geteuid() == 0))
-		log_warnx("workers run as root (set [worker] user)");
+	gen_warn_root(c);
 	m->phase = M_STARTING;
 	log_info("starting %u workers: %s", m->target, c->command);
 	for (unsigned s = 0; s < m->target; s++)

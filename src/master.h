@@ -96,6 +96,9 @@ struct master {
 	ev_timer	 stop_timer;	/* kill deadline of a stop */
 };
 
+/* Block the signals the master handles (they stay pending) until
+ * master_run has its watchers in place. */
+void	master_hold_signals(void);
 /* Take the configuration (moved into m; c is left empty). */
 void	master_init(struct master *m, struct config *c, config_loader load,
 	    void *load_arg);
@@ -133,6 +136,10 @@ void	gen_check(struct master *);
 void	gen_commit(struct master *);
 void	gen_rollback(struct master *, const char *why);
 void	gen_close_gone(struct master *);
+void	gen_retire(struct master *, const struct listener *, size_t,
+	    const struct generation *now);
+/* "workers run as root" when they would. */
+void	gen_warn_root(const struct config *);
 void	gen_deadline(struct master *, unsigned);
 void	gen_timer_cb(struct ev_loop *, ev_timer *, int);
 

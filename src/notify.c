@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "notify.h"
@@ -148,13 +149,20 @@ notify_recv(int fd, struct notify_msg *msg)
 		}
 	}
 	if ((size_t)n > sizeof(buf) || (mh.msg_flags & MSG_CTRUNC) ||
-	    notify_parse(buf, (size_t)n, msg) == -1) {
-		memset(msg, 0, sizeof(*msg));
-		msg->pid = pid;
-		return 1;	/* nothing it asks for is honoured */
-	}
+	    notify_parse(buf, (size_t)n, msg) == -1)
+		memset(msg, 0, sizeof(*msg));	/* nothing is honoured */
 	msg->pid = pid;
 	return 1;
+}
+
+void
+notify_systemd_reloading(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000);
 }
 
 bool

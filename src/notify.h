@@ -35,5 +35,7 @@ int	notify_recv(int fd, struct notify_msg *msg);
 void	notify_systemd(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));
 bool	notify_systemd_enabled(void);
+/* RELOADING=1 with the MONOTONIC_USEC systemd asks for (Type=notify-reload). */
+void	notify_systemd_reloading(void);
 
 #endif

@@ -31,12 +31,12 @@ pidfile_parse(int fd)
 }
 
 int
-pidfile_open(const char *path, int *fdp, pid_t *holder, char *err, size_t len)
+pidfile_open(const char *path, int *fdp, char *err, size_t len)
 {
 	struct stat st;
+	pid_t holder;
 	int fd;
 
-	*holder = 0;
 	/* No O_TRUNC: a running master's file must stay intact until we
 	 * know we hold the lock. O_NOFOLLOW: never through a symlink. */
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -54,10 +54,9 @@ pidfile_open(const char *path, int *fdp, pid_t *holder, char *err, size_t len)
 		int e = errno;
 
 		if (e == EWOULDBLOCK) {
-			*holder = pidfile_parse(fd);
-			if (*holder > 0)
+			if ((holder = pidfile_parse(fd)) > 0)
 				snprintf(err, len, "already running: pid %ld "
-				    "holds %s", (long)*holder, path);
+				    "holds %s", (long)holder, path);
 			else
 				snprintf(err, len, "already running: %s is "
 				    "locked by another fugue", path);

@@ -5,10 +5,9 @@
 
 #include <sys/types.h>
 
-/* Open and lock path. Returns 0 with *fd, 75 with *holder when another
- * fugue holds it, 73 on any other failure (err filled). */
-int	pidfile_open(const char *path, int *fd, pid_t *holder, char *err,
-	    size_t len);
+/* Open and lock path. Returns 0 with *fd, 75 when another fugue holds it
+ * (err names its pid), 73 on any other failure (err filled). */
+int	pidfile_open(const char *path, int *fd, char *err, size_t len);
 /* Truncate and write our pid with one write. -1 on error. */
 int	pidfile_write(int fd, pid_t pid);
 /* Remove path if it still holds our pid, then close fd. */

@@ -351,9 +351,7 @@ state_parse(const char *buf, size_t len, struct state *s, char *err,
 	int nf, lineno = 0;
 	long long ver;
 
-	memset(s, 0, sizeof(*s));
-	s->pid_fd = s->notify_fd = s->ctl_fd = -1;
-	s->nofile = -1;
+	state_init(s);
 	if (memchr(buf, '\0', len)) {
 		snprintf(err, errlen, "state has a NUL byte");
 		return -1;
@@ -426,6 +424,12 @@ state_free(struct state *s)
 	free(s->ps);
 	free(s->waiters);
 	strvec_clear(&s->cfg);
+	state_init(s);
+}
+
+void
+state_init(struct state *s)
+{
 	memset(s, 0, sizeof(*s));
 	s->pid_fd = s->notify_fd = s->ctl_fd = -1;
 	s->nofile = -1;

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -64,7 +63,6 @@ refuse(struct master *m, const char *why)
 void
 upgrade_begin(struct master *m)
 {
-	struct timespec ts;
 	char **argv;
 	int p[2], argc;
 	pid_t pid;
@@ -84,9 +82,7 @@ upgrade_begin(struct master *m)
 		refuse(m, why);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	notify_systemd("RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000);
+	notify_systemd_reloading();
 	log_info("upgrade: checking %s and the configuration", m->self_path);
 
 	/* <binary> -t <the same arguments>, built before the fork. */
@@ -175,7 +171,7 @@ state_build(struct master *m, struct state *s)
 	ev_tstamp now = mono_now();
 	size_t i;
 
-	memset(s, 0, sizeof(*s));
+	state_init(s);
 	s->cur_gen = m->cur.id;
 	s->last_gen = m->last_gen;
 	s->target = m->target;
@@ -373,7 +369,7 @@ upgrade_adopt(struct master *m, struct state *s)
 {
 	struct generation prev = { 0 };
 	char err[512];
-	size_t i, j;
+	size_t i;
 
 	m->cur.id = s->cur_gen;
 	m->last_gen = s->last_gen > s->cur_gen ? s->last_gen : s->cur_gen;
@@ -410,15 +406,7 @@ upgrade_adopt(struct master *m, struct state *s)
 	}
 	if (gen_bind(&m->cur, &prev, err, sizeof(err)) != 0)
 		log_error("upgrade: %s", err);
-	for (i = 0; i < prev.nls; i++) {
-		for (j = 0; j < m->cur.nls; j++)
-			if (m->cur.ls[j].fd == prev.ls[i].fd)
-				break;
-		if (j < m->cur.nls)
-			continue;
-		m->gone = xrealloc(m->gone, (m->ngone + 1) * sizeof(*m->gone));
-		m->gone[m->ngone++] = prev.ls[i];
-	}
+	gen_retire(m, prev.ls, prev.nls, &m->cur);
 	free(prev.ls);
 	if (gen_plan(m, &m->cur, err, sizeof(err)) != 0)
 		log_error("upgrade: generation %u cannot restart workers: %s",

@@ -73,6 +73,8 @@ struct state {
 char	*state_format(const struct state *s, size_t *len);
 int	 state_parse(const char *buf, size_t len, struct state *s, char *err,
 	    size_t errlen);
+/* Empty: no fds, no limit. */
+void	 state_init(struct state *s);
 void	 state_free(struct state *s);
 
 /* The running configuration as "section\tkey\tvalue" lines, and back. */

@@ -60,6 +60,16 @@ xstrdup(const char *s)
 	return p;
 }
 
+static char *
+xvprintf(const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) == -1)
+		oom();
+	return s;
+}
+
 char *
 xprintf(const char *fmt, ...)
 {
@@ -67,8 +77,7 @@ xprintf(const char *fmt, ...)
 	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		oom();
+	s = xvprintf(fmt, ap);
 	va_end(ap);
 	return s;
 }
@@ -80,8 +89,7 @@ errlist_add(struct errlist *e, const char *fmt, ...)
 	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		oom();
+	s = xvprintf(fmt, ap);
 	va_end(ap);
 	e->v = xrealloc(e->v, (e->n + 1) * sizeof(*e->v));
 	e->v[e->n++] = s;

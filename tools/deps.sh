@@ -1,7 +1,10 @@
 #!/bin/sh
-# Install what fugue needs to build and test, if it is missing (Debian).
-# As root: apt-get; otherwise with sudo when there is one; else print the line.
+# Install what fugue needs to build (and, with "test", to run every test),
+# if it is missing (Debian). As root: apt-get; otherwise with sudo when there
+# is one; else print the line.
 pkgs="libev-dev libinih-dev check pkg-config make gcc curl python3"
+# The Node.js example, a real logrotate run, the master under valgrind.
+[ "${1:-}" = test ] && pkgs="$pkgs nodejs logrotate valgrind"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -1,5 +1,5 @@
 """Load for fugue's reload and upgrade tests, plus a few helpers those tests
-share (Python 3 standard library only; harness.py is someone else's).
+share (Python 3 standard library only; the general helpers are harness.py's).
 
     with Load(port, new_conn=2, keep_alive=2) as load:
         ... reload fugue ...
@@ -341,14 +341,6 @@ class Load:
                 self.failures[s.kind] += 1
 
     # -- observing
-    def successes(self, kind=None):
-        with self.lock:
-            return sum(self.ok.values()) if kind is None else self.ok[kind]
-
-    def failed(self):
-        with self.lock:
-            return sum(self.failures.values())
-
     def failed_samples(self):
         with self.lock:
             return [s for s in self.samples if not s.ok]
@@ -368,21 +360,13 @@ class Load:
                  "requests of each client kind: %s" % (timeout, n,
                                                        self.summary()))
 
-    def since(self, t0, t1=None):
-        """Samples whose request started at or after t0 (and before t1)."""
-        with self.lock:
-            return [s for s in self.samples if s.t0 >= t0 and
-                    (t1 is None or s.t0 < t1)]
-
     def latencies(self):
         with self.lock:
             return sorted(s.latency for s in self.samples if s.ok)
 
-    def percentile(self, p):
-        lat = self.latencies()
-        if not lat:
-            return None
-        return lat[min(len(lat) - 1, int(len(lat) * p / 100.0))]
+    @staticmethod
+    def _pct(lat, p):
+        return lat[min(len(lat) - 1, int(len(lat) * p / 100.0))] if lat else 0
 
     def summary(self):
         with self.lock:
@@ -390,8 +374,7 @@ class Load:
             fails = {k: v for k, v in self.failures.items() if v}
             retries, retries_ok = self.retries, self.retries_ok
         lat = self.latencies()
-        p50 = lat[len(lat) // 2] * 1000 if lat else 0
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else 0
+        p50, p99 = self._pct(lat, 50) * 1000, self._pct(lat, 99) * 1000
         mx = lat[-1] * 1000 if lat else 0
         return ("%d ok (%d new-connection, %d keep-alive), failures %s, "
                 "%d keep-alive retries (%d ok), latency p50 %.0fms p99 "

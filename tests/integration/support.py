@@ -84,7 +84,6 @@ class NotifyListener:
         t.sockets.append(self.sock)     # closed at cleanup: ends the thread
         self.msgs = []
         self.lock = threading.Lock()
-        self.closed = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         t.threads.append(self.thread)
@@ -97,7 +96,6 @@ class NotifyListener:
             except socket.timeout:
                 continue
             except OSError:
-                self.closed = True
                 return
             pid = None
             for level, typ, cdata in anc:
@@ -116,16 +114,6 @@ class NotifyListener:
         if not watchdog:
             out = [m for m in out if m[2] != "WATCHDOG=1"]
         return out
-
-    def texts(self, watchdog=False):
-        return [m[2] for m in self.snapshot(watchdog)]
-
-    def wait_count(self, n, timeout=10.0, what=None):
-        """Wait until n messages (other than WATCHDOG=1) arrived."""
-        wait_until(lambda: len(self.snapshot()) >= n, timeout,
-                   what=what or "%d messages on NOTIFY_SOCKET (got %r)"
-                   % (n, self.texts()))
-        return self.snapshot()
 
 
 def notify_fields(text):

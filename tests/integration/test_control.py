@@ -1,4 +1,4 @@
-"""The control socket and its clients (DESIGN.md sections 7 and 8):
+"""The control socket and its clients (fugue(8), CONTROL SOCKET):
 status and status --json against what /proc says, reload/upgrade outcomes
 and exit codes, scale, peer credentials, malformed and idle clients, and
 stopping through the pid file or the socket."""
@@ -11,8 +11,8 @@ import socket
 import stat
 import time
 
-from harness import (check, collect_ids, fail, needs_root, pid_alive,
-                     timeout, try_get, wait_until)
+from harness import (check, collect_ids, fail, http_get,
+                     needs_root, pid_alive, timeout, try_get, wait_until)
 from support import ctl, ctl_exchange
 
 ROW = re.compile(r"^(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\d+)\s+(.*?)\s*$")
@@ -112,7 +112,7 @@ def test_reload_and_upgrade_outcomes(t):
     # "refused" (invalid configuration), 69 "failed" (rolled back).
     f, conf, sock = _start(t, count=2)
     good = open(conf).read()
-    t.expect_error(r"reload failed|refused|count|error")
+    t.expect_error(r"reload failed|refused|count: |worker \d+ .*crash|exited with status|before the generation was ready")
     rc, out, err = t.run(["-c", conf, "reload"], timeout=20)
     check(rc == 0 and re.match(r"^ok: generation 2 serving 2 workers$",
                                out.strip()), "reload: %d %r" % (rc, out + err))
@@ -151,10 +151,12 @@ def test_reload_clients_while_reloading(t):
     # Reload requests that arrive while one runs are merged into one more
     # reload, and each client gets the outcome of a reload that started
     # after it asked: A the generation 2, B and C the generation 3.
-    f, conf, sock = _start(t, count=2, ready="1s")
+    f, conf, sock = _start(t, count=2, ready="3s")
     a = t.background(t.run, ["-c", conf, "reload"], 20)
     f.wait_log(r"reload: starting generation 2", 10)
     b = t.background(t.run, ["-c", conf, "reload"], 20)
+    # B is queued while generation 2 gets ready (3 s); C joins it.
+    f.wait_log(r"reload: queued until the current one ends", 10)
     c = t.background(t.run, ["-c", conf, "reload"], 20)
     for box in (a, b, c):
         box["thread"].join(25)
@@ -340,6 +342,7 @@ def test_idle_clients_do_not_block(t):
           "fugue after dropping idle clients")
 
 
+@timeout(40)
 def test_quit_and_stop(t):
     # -s quit through the pid file: exit 0, pid file, control socket and
     # workers gone. The control socket's own quit and stop answer before
@@ -358,10 +361,31 @@ def test_quit_and_stop(t):
     check(rc == 69 and "is fugue running" in err, "status with no fugue: "
           "%d %r" % (rc, out + err))
 
+    # quit drains: a 3 s request in flight is answered. stop is quick: the
+    # worker gets 1 s, then KILL, and the request is cut.
     for verb, how in (("quit", "graceful"), ("stop", "quick")):
-        g, conf2, sock2 = _start(t, count=1)
+        g, conf2, sock2 = _start(t, count=1, kill_timeout="10s")
+        port = t.port
+        kid = g.children()[0]
+        base = len(os.listdir("/proc/%d/fd" % kid))
+        req = t.background(http_get, port, "/slow?ms=3000", 10)
+        wait_until(lambda: len(os.listdir("/proc/%d/fd" % kid)) > base, 5,
+                   interval=0.005, what="the slow request to be accepted")
+        t0 = time.monotonic()
         out = ctl(sock2, verb + "\n")
         check(out == "ok: stopping (%s)\n" % how, "%s answered %r"
               % (verb, out))
         check(g.wait_exit(10) == 0, "fugue exited %s after %s"
               % (g.rc, verb))
+        took = time.monotonic() - t0
+        req["thread"].join(10)
+        if verb == "quit":
+            check(req.get("result", (None,))[0] == 200, "the request in "
+                  "flight during quit: %r" % (req,))
+            check(took >= 2.5, "quit returned after %.1fs, before the "
+                  "3 s request ended" % took)
+        else:
+            check("error" in req, "the request in flight during stop was "
+                  "answered: %r" % (req,))
+            check(took < 2.5, "stop took %.1fs, want the 1 s of a quick "
+                  "stop" % took)

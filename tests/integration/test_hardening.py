@@ -1,7 +1,7 @@
-"""Hardening (DESIGN.md sections 3 and 8): what workers inherit after start,
-respawn, HUP and USR2; privileges; files and sockets never written through
-symlinks; exhaustion of fds and processes; stopped workers and signal
-bursts; and the master under valgrind.
+"""Hardening (fugue(8)'s WORKER CONTRACT, the README's Security): what
+workers inherit after start, respawn, HUP and USR2; privileges; files and
+sockets never written through symlinks; exhaustion of fds and processes;
+stopped workers and signal bursts; and the master under valgrind.
 
 Tests that need root (CI runs as root) or a tool (valgrind, useradd,
 systemd-socket-activate) skip with the reason when it is missing.
@@ -21,6 +21,7 @@ import subprocess
 import time
 
 import harness
+import loadgen
 from harness import (Skip, check, collect_ids, fail, free_port,
                      inherit, needs_root, poll_for, proc_stat,
                      proc_status_field, sig_mask, timeout, try_get,
@@ -128,7 +129,7 @@ def report_of(t, target, want, what, timeout=15.0):
 
 
 def inheritance_problems(f, rep, nlisten, outer, notify=False):
-    """Ways the report breaks DESIGN.md section 3 on environment and fds;
+    """Ways the report breaks the worker contract (fugue(8)) on environment and fds;
     outer: fugue's own values of NOTIFY_SOCKET and LISTEN_* (not for the
     workers)."""
     bad = []
@@ -741,8 +742,8 @@ def test_low_nofile_control_accept_does_not_spin(t):
         except OSError:
             break       # the backlog is full: nothing more to add
         clients.append(s)
-    full = poll_for(lambda: "accept" in f.log() or
-                    len(harness.proc_fds(f.pid)) >= 20, 3.0)
+    full = poll_for(lambda: re.search(r"control: accept \(paused", f.log()),
+                    3.0)
     check(full, "the master never ran out of fds (%d open)"
           % len(harness.proc_fds(f.pid)))
     c0 = cpu_ticks(f.pid)
@@ -760,9 +761,9 @@ def test_low_nofile_control_accept_does_not_spin(t):
     # Once fds are free again the waiting clients are served.
     for s in clients:
         s.close()
-    for _ in range(12):
+    for n in range(12, 0, -1):
         f.signal(signal.SIGTTOU)
-        poll_for(lambda: False, 0.05, 0.05)
+        f.wait_log(r"workers: %d -> %d$" % (n, n - 1), 10)
     reply = wait_until(lambda: _try_control(ctl, "status"), 10,
                        what="an answer on the control socket")
     check(reply.startswith("fugue pid"), "status reply %r" % reply[:200])
@@ -773,6 +774,14 @@ def _try_control(path, cmd):
         return control(path, cmd, 2.0) or None
     except OSError:
         return None
+
+
+def _has_user(uid):
+    try:
+        pwd.getpwuid(uid)
+        return True
+    except KeyError:
+        return False
 
 
 def _uid_tasks(uid):
@@ -795,13 +804,13 @@ def test_nproc_reached_spawning_backs_off(t):
     if sleep is None:
         raise Skip("no sleep(1)")
     if os.geteuid() == 0:
-        # root ignores RLIMIT_NPROC: run fugue as nobody.
-        try:
-            pw = pwd.getpwnam("nobody")
-        except KeyError:
-            raise Skip("no user nobody to run fugue as (root ignores "
-                       "RLIMIT_NPROC)")
-        uid, gid = pw.pw_uid, pw.pw_gid
+        # root ignores RLIMIT_NPROC: run fugue as a uid of its own, which
+        # no other process (another test run as nobody) shares.
+        uid = next((u for u in range(61000, 62000) if not _has_user(u)
+                    and _uid_tasks(u) == 0), None)
+        if uid is None:
+            raise Skip("no unused uid to run fugue as")
+        gid = uid
     else:
         uid, gid = os.getuid(), os.getgid()
     limit = _uid_tasks(uid) + 3    # fugue and two single-threaded workers
@@ -838,9 +847,7 @@ def test_nproc_reached_spawning_backs_off(t):
     check(max(max(v) for v in tries.values()) >= 800,
           "the delays never grew past %s" % tries)
     check(used < 0.5 * dt, "the master used %.2fs of CPU in %.1fs" % (used, dt))
-    # At least the 2 that fit; more if other processes of the same user
-    # (another test run as nobody) have exited since the limit was set.
-    check(len(f.children()) >= 2, "%d workers running, want the 2 that fit"
+    check(len(f.children()) == 2, "%d workers running, want the 2 that fit"
           % len(f.children()))
     f.signal(signal.SIGTERM)
     check(f.wait_exit(15) == 0, "fugue did not stop cleanly")
@@ -889,6 +896,7 @@ def test_hup_burst_reloads_once_or_twice(t):
     f = t.start_ready(conf, 2)
     for _ in range(100):
         os.kill(f.pid, signal.SIGHUP)
+    burst_end = time.time()
 
     def settled():
         text = f.log()
@@ -902,8 +910,13 @@ def test_hup_burst_reloads_once_or_twice(t):
     poll_for(lambda: len(re.findall(r"reload: starting generation",
                                     f.log())) > n, 1.0)
     n = len(re.findall(r"reload: starting generation", f.log()))
-    check(1 <= n <= 3, "%d reloads for a burst of 100 HUPs, want 1 to 3 "
-          "(one at a time, queued once)" % n)
+    # One reload, and the HUPs that came meanwhile queued once: 2. A third
+    # only if generation 2 was ready before the last HUP was sent (the
+    # sender was not scheduled for that long).
+    straddled = n == 3 and loadgen.log_time(
+        f, r"reload: generation 2 ready") < burst_end
+    check(1 <= n <= 2 or straddled, "%d reloads for a burst of 100 HUPs, "
+          "want 1 or 2 (one at a time, queued once)" % n)
     st = status_json(ctl)
     check(st["workers_ready"] == 2 and st["workers_wanted"] == 2,
           "status after the burst: %s" % st)

@@ -7,15 +7,7 @@ import signal
 
 from harness import (MASTER_LINE, WORKER_LINE, check, collect_ids, inherit,
                      try_get, wait_until)
-
-
-def _lines(path):
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return []
-    return data.splitlines()
+from support import read_lines
 
 
 def test_worker_output_captured_whole_lines(t):
@@ -29,7 +21,7 @@ def test_worker_output_captured_whole_lines(t):
 
     def enough():
         per_pid = {}
-        for line in _lines(logf):
+        for line in read_lines(logf):
             m = WORKER_LINE.match(line)
             if m:
                 per_pid[m.group(3)] = per_pid.get(m.group(3), 0) + 1
@@ -37,21 +29,21 @@ def test_worker_output_captured_whole_lines(t):
         return len(full) >= 4
     wait_until(enough, 20, interval=0.1,
                what="4 workers x %d lines in %s" % (n, logf))
-    bad = [l for l in _lines(logf)
+    bad = [l for l in read_lines(logf)
            if not (MASTER_LINE.match(l) or WORKER_LINE.match(l))]
     check(not bad, "%d torn or unprefixed lines in the log, e.g. %r"
           % (len(bad), bad[:3]))
     # Each worker line is one whole "w<id> <i> xxx..." of 80 characters
     # from the worker of that id.
     torn = []
-    for l in _lines(logf):
+    for l in read_lines(logf):
         m = WORKER_LINE.match(l)
         if m and not (re.match(r"^w%s \d+ x+$" % m.group(2), m.group(4))
                       and len(m.group(4)) == 80):
             torn.append(l)
     check(not torn, "%d worker lines mixed or cut, e.g. %r" % (len(torn),
                                                               torn[:3]))
-    ids = {int(WORKER_LINE.match(l).group(2)) for l in _lines(logf)
+    ids = {int(WORKER_LINE.match(l).group(2)) for l in read_lines(logf)
            if WORKER_LINE.match(l)}
     check(ids <= {0, 1, 2, 3}, "worker ids in the log: %s" % sorted(ids))
     # Nothing of it went to stderr.
@@ -74,14 +66,14 @@ def test_master_log_file_separate(t):
                           master={"log_file": logf, "master_log_file": mlog})
     f = t.start(conf, logs=[logf, mlog])
     f.wait_ready(1, 10)
-    wait_until(lambda: len([l for l in _lines(logf) if WORKER_LINE.match(l)])
+    wait_until(lambda: len([l for l in read_lines(logf) if WORKER_LINE.match(l)])
                >= 10, 10, what="worker lines in log_file")
-    check([l for l in _lines(mlog) if "ready: 1 worker" in l],
+    check([l for l in read_lines(mlog) if "ready: 1 worker" in l],
           "master_log_file lacks the ready line")
-    check(not [l for l in _lines(logf) if MASTER_LINE.match(l)],
+    check(not [l for l in read_lines(logf) if MASTER_LINE.match(l)],
           "master lines in log_file although master_log_file is set: %s"
-          % [l for l in _lines(logf) if MASTER_LINE.match(l)][:3])
-    check(not [l for l in _lines(mlog) if WORKER_LINE.match(l)],
+          % [l for l in read_lines(logf) if MASTER_LINE.match(l)][:3])
+    check(not [l for l in read_lines(mlog) if WORKER_LINE.match(l)],
           "worker lines in master_log_file")
 
 
@@ -92,10 +84,10 @@ def test_log_raw(t):
                           worker={"log_raw": "yes"})
     f = t.start(conf, logs=[logf])
     f.wait_ready(1, 10)
-    wait_until(lambda: len([l for l in _lines(logf)
+    wait_until(lambda: len([l for l in read_lines(logf)
                             if not MASTER_LINE.match(l)]) >= 10, 10,
                what="10 raw worker lines")
-    pref = [l for l in _lines(logf) if WORKER_LINE.match(l)]
+    pref = [l for l in read_lines(logf) if WORKER_LINE.match(l)]
     check(not pref, "log_raw = yes but worker lines are prefixed: %s" % pref[:2])
 
 
@@ -111,10 +103,10 @@ def test_usr1_reopens_log_file(t):
     # A master line after the reopen lands in the new file.
     seen = collect_ids(t.port, [0, 1], test=t)
     os.kill(seen[1][0], signal.SIGKILL)
-    wait_until(lambda: [l for l in _lines(logf)
+    wait_until(lambda: [l for l in read_lines(logf)
                         if MASTER_LINE.match(l) and "worker 1" in l], 10,
                what="the exit of worker 1 logged in the new file")
-    check(not [l for l in _lines(logf + ".1") if "worker 1" in l and "KILL" in l],
+    check(not [l for l in read_lines(logf + ".1") if "worker 1" in l and "KILL" in l],
           "the exit was logged in the rotated file")
     check(f.alive(), "fugue died on USR1")
     # The workers were not disturbed.

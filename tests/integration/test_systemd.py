@@ -1,4 +1,4 @@
-"""systemd, containers and daemon mode (DESIGN.md section 6): what fugue
+"""systemd, containers and daemon mode (fugue(8), ENVIRONMENT): what fugue
 tells NOTIFY_SOCKET across start, reloads, upgrades and stop; WATCHDOG=1;
 what workers see of it; socket activation; -d; fugue as PID 1."""
 

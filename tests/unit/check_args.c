@@ -2,19 +2,25 @@
  * "--", usage errors (exit 64), and the command's shell-quoted rendering. */
 #include <check.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "util.h"
 
 static struct args a;
+static char said[1024];		/* what the last parse wrote to stderr */
 
 static int
 parse(const char *first, ...)
 {
 	static char *argv[32];
+	FILE *err = tmpfile();
+	int saved = dup(2), r;
 	va_list ap;
+	size_t n;
 	int argc = 0;
 
 	argv[argc++] = "fugue";
@@ -25,7 +31,28 @@ parse(const char *first, ...)
 	argv[argc] = NULL;
 	args_free(&a);
 	memset(&a, 0, sizeof(a));
-	return args_parse(argc, argv, &a);
+	ck_assert_ptr_nonnull(err);
+	fflush(stderr);
+	dup2(fileno(err), 2);
+	r = args_parse(argc, argv, &a);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(err);
+	n = fread(said, 1, sizeof(said) - 1, err);
+	said[n] = '\0';
+	fclose(err);
+	return r;
+}
+
+/* The usage error: exit 64, one line naming what is wrong, then the hint. */
+static void
+usage_error(const char *want)
+{
+	ck_assert_msg(strstr(said, want) != NULL, "said %s, want %s", said,
+	    want);
+	ck_assert_ptr_nonnull(strstr(said, "(fugue -h for help)\n"));
+	ck_assert_int_eq(strncmp(said, "fugue: ", 7), 0);
 }
 
 static void
@@ -103,12 +130,22 @@ END_TEST
 START_TEST(usage_errors)
 {
 	ck_assert_int_eq(parse("--no-such-key", "1", NULL), EX_USAGE_);
+	usage_error("unknown option --no-such-key");
 	ck_assert_int_eq(parse("--kill-timeout", NULL), EX_USAGE_);
+	usage_error("option --kill-timeout needs a value");
 	ck_assert_int_eq(parse("-c", NULL), EX_USAGE_);
+	usage_error("option -c needs a value");
 	ck_assert_int_eq(parse("-x", NULL), EX_USAGE_);
+	usage_error("unknown option -x");
 	ck_assert_int_eq(parse("-", NULL), EX_USAGE_);
+	usage_error("unexpected argument \"-\"");
 	ck_assert_int_eq(parse("stray", NULL), EX_USAGE_);
+	usage_error("unexpected argument \"stray\"");
 	ck_assert_int_eq(parse("--workers", "2", "--", NULL), EX_USAGE_);
+	usage_error("--: no command after it");
+	/* A good command line says nothing. */
+	ck_assert_int_eq(parse("-c", "x.conf", NULL), 0);
+	ck_assert_str_eq(said, "");
 }
 END_TEST
 

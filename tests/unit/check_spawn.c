@@ -1,6 +1,6 @@
 /* Unit tests of src/spawn.c: what is private in fugue's environment, how a
  * command is found, the plan of a generation (argv and the exact
- * environment of DESIGN §3), and real spawns: the worker's fds, pid,
+ * environment of the worker contract, fugue(8)), and real spawns: the worker's fds, pid,
  * slot, signals, and failures reported through the exec-error pipe. */
 #include <sys/socket.h>
 #include <sys/stat.h>

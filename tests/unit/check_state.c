@@ -237,9 +237,7 @@ START_TEST(roundtrip_minimal)
 	size_t len;
 	char *text;
 
-	memset(&a, 0, sizeof(a));
-	a.pid_fd = a.notify_fd = a.ctl_fd = -1;
-	a.nofile = -1;
+	state_init(&a);
 	text = state_format(&a, &len);
 	ck_assert_msg(parse_exact(text, len, &b, err, sizeof(err)) == 0,
 	    "%s", err);
@@ -325,9 +323,7 @@ START_TEST(roundtrip_big_inode)
 	size_t len;
 	char *text;
 
-	memset(&a, 0, sizeof(a));
-	a.pid_fd = a.notify_fd = a.ctl_fd = -1;
-	a.nofile = -1;
+	state_init(&a);
 	a.nls = 1;
 	a.ls = xcalloc(1, sizeof(*a.ls));
 	a.ls[0].fd = 3;
@@ -376,8 +372,7 @@ START_TEST(other_version)
 	size_t len;
 	char *good;
 
-	memset(&s, 0, sizeof(s));
-	s.pid_fd = s.notify_fd = s.ctl_fd = -1;
+	state_init(&s);
 	good = state_format(&s, &len);
 	for (size_t i = 0; i < 3; i++) {
 		const char *rest = (const char *)memchr(good, '\n', len) + 1;
@@ -830,9 +825,7 @@ through_state(void)
 	char err[256], *text;
 	size_t len;
 
-	memset(&a, 0, sizeof(a));
-	a.pid_fd = a.notify_fd = a.ctl_fd = -1;
-	a.nofile = -1;
+	state_init(&a);
 	state_config_dump(&c1, &a.cfg);
 	ck_assert_uint_gt(a.cfg.n, 0);
 	text = state_format(&a, &len);
