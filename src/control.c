@@ -18,22 +18,18 @@
 #include <unistd.h>
 
 #include "control.h"
-#include "logging.h"
-#include "master.h"
-#include "upgrade.h"
+#include "listen.h"
 
 #define CTL_IDLE_SEC	10.0
 #define CTL_PAUSE_SEC	1.0	/* accept paused when out of fds */
 
-
 int
 control_open(const char *path, int *fd, char *err, size_t len)
 {
+	char spec[ADDRESS_TEXT_MAX + 8];
 	struct address a;
 	struct listener l;
 	int r;
-
-	char spec[ADDRESS_TEXT_MAX + 8];
 
 	snprintf(spec, sizeof(spec), "unix:%s", path);
 	if (parse_address(spec, &a, err, len) == -1)
@@ -51,18 +47,13 @@ control_open(const char *path, int *fd, char *err, size_t len)
 static void
 client_free(struct ctl_client *c)
 {
-	struct master *m = c->m;
+	struct ev_loop *loop = c->ctl->loop;
 
-	ev_io_stop(m->loop, &c->io);
-	ev_timer_stop(m->loop, &c->timer);
+	ev_io_stop(loop, &c->io);
+	ev_timer_stop(loop, &c->timer);
 	close(c->io.fd);
 	outbuf_free(&c->out);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		m->ctl_clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	free(c);
 }
 
@@ -91,20 +82,20 @@ client_flush(struct ctl_client *c)
 static void
 client_send(struct ctl_client *c)
 {
-	struct master *m = c->m;
+	struct ev_loop *loop = c->ctl->loop;
 
 	c->waiting = false;
-	ev_io_stop(m->loop, &c->io);
+	ev_io_stop(loop, &c->io);
 	ev_io_set(&c->io, c->io.fd, EV_WRITE);
-	ev_io_start(m->loop, &c->io);
-	ev_timer_stop(m->loop, &c->timer);
+	ev_io_start(loop, &c->io);
+	ev_timer_stop(loop, &c->timer);
 	ev_timer_set(&c->timer, CTL_IDLE_SEC, 0);
-	ev_timer_start(m->loop, &c->timer);
+	ev_timer_start(loop, &c->timer);
 	client_flush(c);
 }
 
-static void __attribute__((format(printf, 2, 3)))
-client_reply(struct ctl_client *c, const char *fmt, ...)
+void
+control_reply(struct ctl_client *c, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -119,12 +110,21 @@ client_reply(struct ctl_client *c, const char *fmt, ...)
 	client_send(c);
 }
 
-static void
-client_reply_owned(struct ctl_client *c, char *text)
+void
+control_reply_owned(struct ctl_client *c, char *text)
 {
 	outbuf_add(&c->out, text, strlen(text));
 	free(text);
 	client_send(c);
+}
+
+void
+control_wait(struct ctl_client *c, unsigned after)
+{
+	c->waiting = true;
+	c->after = after;
+	ev_timer_stop(c->ctl->loop, &c->timer);
+	ev_io_stop(c->ctl->loop, &c->io);
 }
 
 enum ctl_verb
@@ -160,63 +160,11 @@ control_parse(const char *line, size_t n, unsigned *count)
 }
 
 static void
-client_command(struct ctl_client *c, const char *line, size_t n)
-{
-	struct master *m = c->m;
-	unsigned count = 0;
-	enum ctl_verb verb = control_parse(line, n, &count);
-
-	switch (verb) {
-	case CTL_STATUS:
-	case CTL_STATUS_JSON:
-		client_reply_owned(c, control_status(m, verb == CTL_STATUS_JSON));
-		break;
-	case CTL_RELOAD:
-	case CTL_UPGRADE:
-		if (m->phase == M_STOPPING) {
-			client_reply(c, "refused: fugue is stopping\n");
-			break;
-		}
-		/* Wait for the first operation that starts from now on. */
-		c->waiting = true;
-		c->after = m->op_seq;
-		ev_timer_stop(m->loop, &c->timer);
-		ev_io_stop(m->loop, &c->io);
-		if (verb == CTL_RELOAD)
-			master_reload(m);
-		else
-			upgrade_begin(m);
-		break;
-	case CTL_STOP:
-	case CTL_QUIT:
-		client_reply(c, "ok: stopping (%s)\n", verb == CTL_STOP ?
-		    "quick" : "graceful");
-		master_stop(m, verb == CTL_STOP);
-		break;
-	case CTL_REOPEN:
-		master_reopen_logs(m);
-		client_reply(c, "ok: log files reopened\n");
-		break;
-	case CTL_SCALE:
-		if (m->phase == M_STOPPING)
-			client_reply(c, "refused: fugue is stopping\n");
-		else {
-			master_scale(m, count);
-			client_reply(c, "ok: %u workers\n", count);
-		}
-		break;
-	case CTL_BAD:
-		client_reply(c, "error: unknown command; try status, status "
-		    "json, reload, upgrade, scale N (0 to 10000), reopen, "
-		    "stop, quit\n");
-		break;
-	}
-}
-
-static void
 client_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct ctl_client *c = io->data;
+	enum ctl_verb verb;
+	unsigned count = 0;
 	char *nl;
 	ssize_t n;
 
@@ -237,10 +185,11 @@ client_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	c->line[c->len] = '\0';
 	if ((nl = memchr(c->line, '\n', c->len)) == NULL) {
 		if (c->len == sizeof(c->line) - 1)
-			client_reply(c, "error: command too long\n");
+			control_reply(c, "error: command too long\n");
 		return;
 	}
-	client_command(c, c->line, (size_t)(nl - c->line));
+	verb = control_parse(c->line, (size_t)(nl - c->line), &count);
+	c->ctl->command(c->ctl->arg, c, verb, count);
 }
 
 static void
@@ -252,32 +201,28 @@ client_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 static struct ctl_client *
-client_add(struct master *m, int fd)
+client_add(struct control *ctl, int fd)
 {
 	struct ctl_client *c = xcalloc(1, sizeof(*c));
 
-	c->m = m;
+	c->ctl = ctl;
 	ev_io_init(&c->io, client_io_cb, fd, EV_READ);
 	c->io.data = c;
 	ev_init(&c->timer, client_timer_cb);
 	c->timer.data = c;
-	c->next = m->ctl_clients;
-	if (c->next)
-		c->next->prev = c;
-	m->ctl_clients = c;
+	LIST_INSERT_HEAD(&ctl->clients, c, link);
 	return c;
 }
 
 static void
 accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	struct master *m = io->data;
+	struct control *ctl = io->data;
 	struct ctl_client *c;
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);
 	int fd;
 
-	(void)loop;
 	(void)revents;
 	fd = accept4(io->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd == -1) {
@@ -288,69 +233,68 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			 * spins and floods the log. */
 			log_warn("control: accept (paused for %.0fs)",
 			    CTL_PAUSE_SEC);
-			ev_io_stop(m->loop, &m->ctl_io);
-			ev_timer_set(&m->ctl_pause, CTL_PAUSE_SEC, 0);
-			ev_timer_start(m->loop, &m->ctl_pause);
+			ev_io_stop(loop, &ctl->io);
+			ev_timer_set(&ctl->pause, CTL_PAUSE_SEC, 0);
+			ev_timer_start(loop, &ctl->pause);
 		} else if (errno != EAGAIN && errno != EINTR &&
 		    errno != ECONNABORTED)
 			log_warn("control: accept");
 		return;
 	}
-	c = client_add(m, fd);
+	c = client_add(ctl, fd);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == -1 ||
 	    (cr.uid != 0 && cr.uid != geteuid())) {
 		log_warnx("control: refused a client with uid %ld",
 		    (long)cr.uid);
-		client_reply(c, "error: permission denied\n");
+		control_reply(c, "error: permission denied\n");
 		return;
 	}
-	ev_io_start(m->loop, &c->io);
+	ev_io_start(loop, &c->io);
 	ev_timer_set(&c->timer, CTL_IDLE_SEC, 0);
-	ev_timer_start(m->loop, &c->timer);
+	ev_timer_start(loop, &c->timer);
 }
 
 static void
 accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct master *m = t->data;
+	struct control *ctl = t->data;
 
 	(void)revents;
-	if (m->ctl_fd != -1)
-		ev_io_start(loop, &m->ctl_io);
+	if (ctl->fd != -1)
+		ev_io_start(loop, &ctl->io);
 }
 
 void
-control_start(struct master *m, int fd)
+control_start(struct control *ctl, struct ev_loop *loop, int fd,
+    ctl_command_fn command, void *arg)
 {
-	m->ctl_fd = fd;
-	ev_io_init(&m->ctl_io, accept_cb, fd, EV_READ);
-	m->ctl_io.data = m;
-	ev_io_start(m->loop, &m->ctl_io);
-	ev_init(&m->ctl_pause, accept_resume_cb);
-	m->ctl_pause.data = m;
-}
-
-bool
-control_client_waiting(const struct ctl_client *c, int *fd, unsigned *after)
-{
-	*fd = c->io.fd;
-	*after = c->after;
-	return c->waiting;
+	ctl->loop = loop;
+	ctl->fd = fd;
+	ctl->command = command;
+	ctl->arg = arg;
+	LIST_INIT(&ctl->clients);
+	ev_io_init(&ctl->io, accept_cb, fd, EV_READ);
+	ctl->io.data = ctl;
+	ev_init(&ctl->pause, accept_resume_cb);
+	ctl->pause.data = ctl;
+	if (fd != -1)
+		ev_io_start(loop, &ctl->io);
 }
 
 void
-control_adopt_waiter(struct master *m, int fd, unsigned after)
+control_adopt_waiter(struct control *ctl, int fd, unsigned after)
 {
 	struct ctl_client *c;
 
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	c = client_add(m, fd);
+	c = client_add(ctl, fd);
 	c->waiting = true;
 	c->after = after;
 }
 
 void
-control_outcome(struct master *m, const char *word, const char *fmt, ...)
+control_outcome(struct control *ctl, unsigned op, const char *word,
+    const char *fmt, ...)
 {
 	struct ctl_client *c, *next;
 	char msg[512];
@@ -359,126 +303,26 @@ control_outcome(struct master *m, const char *word, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	for (c = m->ctl_clients; c; c = next) {
-		next = c->next;
-		if (c->waiting && c->after < m->op_current)
-			client_reply(c, "%s: %s\n", word, msg);
+	for (c = LIST_FIRST(&ctl->clients); c; c = next) {
+		next = LIST_NEXT(c, link);
+		if (c->waiting && c->after < op)
+			control_reply(c, "%s: %s\n", word, msg);
 	}
 }
 
 void
-control_close(struct master *m, bool unlink_file)
+control_close(struct control *ctl, const char *path)
 {
-	while (m->ctl_clients)
-		client_free(m->ctl_clients);
-	if (m->ctl_fd == -1)
+	while (ctl->loop && !LIST_EMPTY(&ctl->clients))
+		client_free(LIST_FIRST(&ctl->clients));
+	if (ctl->fd == -1)
 		return;
-	ev_io_stop(m->loop, &m->ctl_io);
-	ev_timer_stop(m->loop, &m->ctl_pause);
-	close(m->ctl_fd);
-	m->ctl_fd = -1;
-	if (unlink_file && m->cur.cfg.control_socket)
-		unlink(m->cur.cfg.control_socket);
-}
-
-/* ---- status ---- */
-
-static void
-json_string(struct outbuf *o, const char *s)
-{
-	char e[8];
-
-	outbuf_add(o, "\"", 1);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\') {
-			e[0] = '\\';
-			e[1] = (char)ch;
-			outbuf_add(o, e, 2);
-		} else if (ch < 0x20) {
-			snprintf(e, sizeof(e), "\\u%04x", ch);
-			outbuf_add(o, e, 6);
-		} else
-			outbuf_add(o, s, 1);
+	if (ctl->loop) {
+		ev_io_stop(ctl->loop, &ctl->io);
+		ev_timer_stop(ctl->loop, &ctl->pause);
 	}
-	outbuf_add(o, "\"", 1);
-}
-
-
-static void
-format_uptime(double sec, char *buf, size_t len)
-{
-	long s = (long)sec;
-
-	if (s < 60)
-		snprintf(buf, len, "%lds", s);
-	else if (s < 3600)
-		snprintf(buf, len, "%ldm%02lds", s / 60, s % 60);
-	else if (s < 86400)
-		snprintf(buf, len, "%ldh%02ldm", s / 3600, s / 60 % 60);
-	else
-		snprintf(buf, len, "%ldd%02ldh", s / 86400, s / 3600 % 24);
-}
-
-char *
-control_status(struct master *m, bool json)
-{
-	static const char *const phases[] = { "starting", "running",
-	    "stopping" };
-	ev_tstamp now = mono_now();
-	struct outbuf o = { 0 };
-	char up[32], last[96];
-	struct worker *w;
-	bool first = true;
-
-	if (json) {
-		outbuf_printf(&o, "{\"pid\":%ld,\"phase\":\"%s\",\"generation\":%u,"
-		    "\"workers_wanted\":%u,\"workers_ready\":%u,"
-		    "\"reloading\":%s,\"workers\":[", (long)m->pid,
-		    phases[m->phase], m->cur.id, m->target,
-		    workers_count(&m->wt, m->cur.id, WS(W_READY)),
-		    m->next.id || m->check_pid ? "true" : "false");
-		for (w = m->wt.head; w; w = w->next) {
-			outbuf_printf(&o, "%s{\"slot\":%u,\"pid\":%ld,\"generation\":%u,"
-			    "\"state\":\"%s\",\"uptime\":%.3f,\"restarts\":%u,"
-			    "\"last_exit\":", first ? "" : ",", w->slot,
-			    (long)w->pid, w->gen, worker_state_name(w->state),
-			    w->pid > 0 ? now - w->started : 0.0, w->restarts);
-			first = false;
-			if (w->last_status == -1)
-				outbuf_printf(&o, "null}");
-			else {
-				describe_status(w->last_status, last,
-				    sizeof(last));
-				json_string(&o, last);
-				outbuf_printf(&o, "}");
-			}
-		}
-		outbuf_printf(&o, "]}\n");
-	} else {
-		outbuf_printf(&o, "fugue pid %ld, %s, generation %u, %u of %u workers "
-		    "ready%s\n", (long)m->pid, phases[m->phase], m->cur.id,
-		    workers_count(&m->wt, m->cur.id, WS(W_READY)), m->target,
-		    m->next.id || m->check_pid ? ", reloading" : "");
-		outbuf_printf(&o, "%-5s %-8s %-4s %-9s %-8s %-8s %s\n", "SLOT", "PID",
-		    "GEN", "STATE", "UPTIME", "RESTARTS", "LAST EXIT");
-		for (w = m->wt.head; w; w = w->next) {
-			if (w->pid > 0)
-				format_uptime(now - w->started, up,
-				    sizeof(up));
-			else
-				snprintf(up, sizeof(up), "-");
-			if (w->last_status == -1)
-				snprintf(last, sizeof(last), "-");
-			else
-				describe_status(w->last_status, last,
-				    sizeof(last));
-			outbuf_printf(&o, "%-5u %-8ld %-4u %-9s %-8s %-8u %s\n", w->slot,
-			    (long)w->pid, w->gen, worker_state_name(w->state),
-			    up, w->restarts, last);
-		}
-	}
-	outbuf_add(&o, "", 1);	/* NUL */
-	return o.p;
+	close(ctl->fd);
+	ctl->fd = -1;
+	if (path)
+		unlink(path);
 }

@@ -346,3 +346,23 @@ logsink_close_all(struct logsink *s)
 	}
 	outbuf_free(&s->out);
 }
+
+int
+log_open_file(const char *path, int *fd, char *err, size_t len)
+{
+	int nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOCTTY, 0640);
+
+	if (nfd == -1) {
+		snprintf(err, len, "log file %s: %s", path, strerror(errno));
+		return EX_CANTCREAT_;
+	}
+	if (*fd == -1)
+		*fd = nfd;
+	else {
+		/* Reopen in place: the number others hold stays valid. */
+		dup3(nfd, *fd, O_CLOEXEC);
+		close(nfd);
+	}
+	return 0;
+}

@@ -21,6 +21,10 @@ void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 
+/* Open a log file for appending, or reopen it in place of *fd. 0, or an
+ * exit code with err. */
+int	log_open_file(const char *path, int *fd, char *err, size_t len);
+
 /* "2026-11-24T21:05:00.123Z" into buf (at least 25 bytes). */
 void	log_timestamp(char *buf, size_t len);
 

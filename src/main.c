@@ -204,8 +204,8 @@ run_upgraded(struct args *a, char **argv, char *self, int state_fd)
 	if ((r = master_open_logs(&m, err, sizeof(err))) != 0)
 		log_error("upgrade: %s", err);
 	r = master_run(&m);
-	if (m.pid_fd != -1)
-		pidfile_remove(m.cur.cfg.pid_file, m.pid_fd, m.pid);
+	if (m.pid_fd != -1 && m.serving)
+		pidfile_remove(m.serving->cfg.pid_file, m.pid_fd, m.pid);
 	if (m.adopt) {
 		state_free(m.adopt);
 		free(m.adopt);
@@ -256,13 +256,12 @@ daemonize(void)
  * or 78 with err when one matches no configured address.
  */
 static int
-activated_listeners(const struct config *c, struct generation *g, char *err,
+activated_listeners(const struct config *c, struct lsock_list *all, char *err,
     size_t len)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	long n;
 
-	memset(g, 0, sizeof(*g));
 	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
 		return 0;
 	n = strtol(fds, NULL, 10);
@@ -271,28 +270,27 @@ activated_listeners(const struct config *c, struct generation *g, char *err,
 	unsetenv("LISTEN_FDNAMES");
 	if (n <= 0 || n > 256)
 		return 0;
-	g->ls = xcalloc((size_t)n, sizeof(*g->ls));
 	for (int fd = 3; fd < 3 + n; fd++) {
-		struct listener *l = &g->ls[g->nls];
+		struct address a;
 		size_t i;
 
-		if (listen_describe(fd, &l->addr) == -1) {
+		if (listen_describe(fd, &a) == -1) {
 			snprintf(err, len, "LISTEN_FDS: fd %d is not a listening "
 			    "stream socket", fd);
 			return EX_CONFIG_;
 		}
 		for (i = 0; i < c->nlisten; i++)
-			if (strcmp(c->listen[i].text, l->addr.text) == 0)
+			if (strcmp(c->listen[i].text, a.text) == 0)
 				break;
 		if (i == c->nlisten) {
 			snprintf(err, len, "LISTEN_FDS: fd %d (%s) matches no "
-			    "[listen] address", fd, l->addr.text);
+			    "[listen] address", fd, a.text);
 			return EX_CONFIG_;
 		}
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		l->fd = fd;	/* dev/ino 0: never unlinked by fugue */
-		log_info("listening on %s (socket activation)", l->addr.text);
-		g->nls++;
+		/* dev/ino 0: never unlinked by fugue */
+		lsock_adopt(all, fd, &a, 0, 0);
+		log_info("listening on %s (socket activation)", a.text);
 	}
 	return 0;
 }
@@ -325,7 +323,6 @@ main(int argc, char **argv)
 	char *self = NULL;
 	const char *env;
 	int r, state_fd = -1, ready_fd = -1;
-	struct generation act = { 0 };
 	long long nofile;
 
 	/* Held, never fatal, until the master's watchers are in place. */
@@ -339,6 +336,14 @@ main(int argc, char **argv)
 	}
 	if ((r = args_parse(argc, argv, &a)) != 0)
 		goto out;
+	/* An upgrade's trial run: check the state, adopt nothing. */
+	if ((env = getenv(TRIAL_ENV)) != NULL) {
+		if ((r = upgrade_trial(atoi(env), err, sizeof(err))) != 0) {
+			fprintf(stderr, "fugue: upgrade trial: %s\n", err);
+			r = EX_DATAERR_;
+		}
+		goto out;
+	}
 	self = resolve_self(argv[0]);
 	if (state_fd >= 0) {
 		r = run_upgraded(&a, argv, self, state_fd);
@@ -394,36 +399,33 @@ main(int argc, char **argv)
 		fprintf(stderr, "fugue: %s\n", err);
 		goto out_master;
 	}
-	if (m.cur.cfg.pid_file) {
-		r = pidfile_open(m.cur.cfg.pid_file, &m.pid_fd, err,
+	if (m.serving->cfg.pid_file) {
+		r = pidfile_open(m.serving->cfg.pid_file, &m.pid_fd, err,
 		    sizeof(err));
 		if (r != 0) {
 			log_error("%s", err);
 			goto out_master;
 		}
 	}
-	if (m.cur.cfg.control_socket && (r = control_open(
-	    m.cur.cfg.control_socket, &m.ctl_fd, err, sizeof(err))) != 0) {
+	if (m.serving->cfg.control_socket && (r = control_open(
+	    m.serving->cfg.control_socket, &m.ctl.fd, err, sizeof(err))) != 0) {
 		log_error("control socket: %s", err);
 		goto out_master;
 	}
-	if ((r = activated_listeners(&m.cur.cfg, &act, err, sizeof(err))) != 0 ||
-	    (r = master_bind(&m, act.nls ? &act : NULL, err, sizeof(err))) != 0) {
+	if ((r = activated_listeners(&m.serving->cfg, &m.lsocks, err,
+	    sizeof(err))) != 0 || (r = master_bind(&m, err, sizeof(err))) != 0) {
 		log_error("%s", err);
 		goto out_master;
 	}
 	if (m.pid_fd != -1 && pidfile_write(m.pid_fd, m.pid) == -1) {
-		log_warn("pid file %s", m.cur.cfg.pid_file);
+		log_warn("pid file %s", m.serving->cfg.pid_file);
 		r = EX_CANTCREAT_;
 		goto out_master;
 	}
 	r = master_run(&m);
 out_master:
-	free(act.ls);
-	if (m.ctl_fd != -1)
-		control_close(&m, true);
-	if (m.pid_fd != -1)
-		pidfile_remove(m.cur.cfg.pid_file, m.pid_fd, m.pid);
+	if (m.pid_fd != -1 && m.serving)
+		pidfile_remove(m.serving->cfg.pid_file, m.pid_fd, m.pid);
 	master_free(&m);
 out:
 	free(self);

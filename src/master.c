@@ -1,8 +1,9 @@
 /*
- * The master: one libev loop. Signals, one catch-all child watcher, timers,
- * the workers' exec-error and output pipes and the notify socket are its
- * only inputs. This file sets the loop up, answers signals and stops;
- * lifecycle.c follows each worker, generation.c each generation.
+ * The master: one libev loop. Signals, one catch-all child watcher, the
+ * supervisor's reports, the control socket's commands and the timers of
+ * generations and stops are its inputs; every decision is taken here or in
+ * reload.c (which this file alone calls). Lower modules report through
+ * the callbacks registered here and never call back up.
  */
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -15,27 +16,29 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "logging.h"
 #include "master.h"
 #include "notify.h"
-#include "control.h"
 #include "pidfile.h"
-#include "upgrade.h"
-
 
 static const int handled_signals[MASTER_NSIG] = {
 	SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR2, SIGUSR1, SIGTTIN, SIGTTOU,
 	SIGPIPE, SIGWINCH, SIGCHLD,
 };
 
+static void
+handled_set(sigset_t *set)
+{
+	sigemptyset(set);
+	for (int i = 0; i < MASTER_NSIG; i++)
+		sigaddset(set, handled_signals[i]);
+}
+
 void
 master_hold_signals(void)
 {
 	sigset_t set;
 
-	sigemptyset(&set);
-	for (int i = 0; i < MASTER_NSIG; i++)
-		sigaddset(&set, handled_signals[i]);
+	handled_set(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -44,9 +47,12 @@ master_init(struct master *m, struct config *c, config_loader load,
     void *load_arg)
 {
 	memset(m, 0, sizeof(*m));
-	m->cur.cfg = *c;
-	memset(c, 0, sizeof(*c));
-	config_init(c);
+	TAILQ_INIT(&m->gens);
+	TAILQ_INIT(&m->lsocks);
+	m->serving = gen_new(1, c);
+	m->serving->phase = G_SERVING;
+	TAILQ_INSERT_TAIL(&m->gens, m->serving, link);
+	m->last_gen = 1;
 	m->load = load;
 	m->load_arg = load_arg;
 	m->pid = getpid();
@@ -55,82 +61,162 @@ master_init(struct master *m, struct config *c, config_loader load,
 	m->mlog_fd = -1;
 	m->sink.target = m->sink.fd = 2;
 	m->pid_fd = -1;
-	m->notify_fd = -1;
-	m->ctl_fd = -1;
 	m->ready_fd = -1;
 	m->nofile = -1;
-	m->target = m->cur.cfg.count;
-}
-
-static int
-open_log(const char *path, int *fd, char *err, size_t len)
-{
-	int nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-	    O_NOCTTY, 0640);
-
-	if (nfd == -1) {
-		snprintf(err, len, "log file %s: %s", path, strerror(errno));
-		return EX_CANTCREAT_;
-	}
-	if (*fd == -1)
-		*fd = nfd;
-	else {
-		/* Reopen in place: the number others hold stays valid. */
-		dup3(nfd, *fd, O_CLOEXEC);
-		close(nfd);
-	}
-	return 0;
+	m->ctl.fd = -1;
+	m->check.memfd = -1;
 }
 
 int
-master_open_logs(struct master *m, char *err, size_t len)
+master_bind(struct master *m, char *err, size_t len)
 {
-	const struct config *c = &m->cur.cfg;
-	int r;
-
-	if (!c->log_file && m->log_fd != -1) {
-		close(m->log_fd);
-		m->log_fd = -1;
-	}
-	if (!c->master_log_file && m->mlog_fd != -1) {
-		close(m->mlog_fd);
-		m->mlog_fd = -1;
-	}
-	if (c->log_file && (r = open_log(c->log_file, &m->log_fd, err, len)))
-		return r;
-	if (c->master_log_file &&
-	    (r = open_log(c->master_log_file, &m->mlog_fd, err, len)) != 0)
-		return r;
-	/* Worker lines go to log_file, else to fugue's stderr; master lines
-	 * to master_log_file, else with them (in order, never blocking). */
-	if (m->log_fd != -1)
-		logsink_set_fd(&m->sink, m->log_fd, false);
-	else
-		logsink_set_fd(&m->sink, 2, true);
-	m->sink.raw = c->log_raw;
-	log_set_fd(m->mlog_fd);
-	log_set_sink(m->mlog_fd != -1 ? NULL : &m->sink);
-	return 0;
+	return gen_bind(m->serving, &m->lsocks, err, len);
 }
 
-void
+/* Everything is stopped: close what the master holds and leave the loop. */
+static void
 master_finish(struct master *m)
 {
+	struct generation *g;
+
+	if (m->serving == NULL)
+		return;		/* done already */
 	ev_timer_stop(m->loop, &m->stop_timer);
-	for (size_t i = 0; i < m->cur.nls; i++)
-		listen_close(&m->cur.ls[i], true);
-	for (size_t i = 0; i < m->ngone; i++)
-		listen_close(&m->gone[i], true);
-	if (m->next.id)
-		gen_close_bound(&m->next);
-	if (m->cur.cfg.pid_file)
-		pidfile_remove(m->cur.cfg.pid_file, m->pid_fd, m->pid);
+	upgrade_check_end(&m->check);
+	if (m->pid_fd != -1)
+		pidfile_remove(m->serving->cfg.pid_file, m->pid_fd, m->pid);
 	m->pid_fd = -1;
+	control_close(&m->ctl, m->serving->cfg.control_socket);
+	/* The listeners close with the last generation. */
+	while ((g = TAILQ_FIRST(&m->gens)) != NULL)
+		gen_drop(m, g);
+	m->serving = m->starting = NULL;
 	logsink_close_all(&m->sink);
-	control_close(m, true);
-	outbuf_free(&m->check_out);	/* a check still running */
 	log_info("exiting with status %d", m->exit_code);
 	ev_break(m->loop, EVBREAK_ALL);
+}
+
+static unsigned
+live(const struct master *m)
+{
+	return workers_count_all(&m->sv.wt, WS_LIVE);
+}
+
+static void
+stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = t->data;
+	struct worker *w;
+
+	(void)loop;
+	(void)revents;
+	TAILQ_FOREACH(w, &m->sv.wt.list, link)
+		if (w->pid > 0) {
+			log_warnx("worker %u (pid %ld) still running; sending "
+			    "KILL", w->slot, (long)w->pid);
+			sv_signal(w, SIGKILL);
+		}
+}
+
+static void
+master_stop(struct master *m, bool quick)
+{
+	struct worker *w, *next;
+
+	if (m->phase == M_STOPPING) {
+		log_info("second stop signal: killing the workers now");
+		sv_kill_all(&m->sv);
+		return;
+	}
+	m->phase = M_STOPPING;
+	ev_timer_stop(m->loop, &m->gen_timer);
+	upgrade_check_end(&m->check);
+	m->exec_due = false;
+	notify_systemd("STOPPING=1");
+	log_info("stopping %u workers (%s)", live(m), quick ? "quick" :
+	    "graceful");
+	/* One deadline for all; draining workers keep their earlier one. */
+	for (w = TAILQ_FIRST(&m->sv.wt.list); w; w = next) {
+		next = TAILQ_NEXT(w, link);
+		sv_stop(&m->sv, w, -1);
+	}
+	ev_timer_init(&m->stop_timer, stop_timer_cb, quick ? 1.0 :
+	    m->serving->cfg.kill_timeout_ms / 1000.0, 0);
+	m->stop_timer.data = m;
+	ev_timer_start(m->loop, &m->stop_timer);
+	if (live(m) == 0)
+		master_finish(m);
+}
+
+static void
+master_scale(struct master *m, unsigned want)
+{
+	if (m->phase == M_STOPPING)
+		return;
+	log_info("workers: %u -> %u", m->serving->target, want);
+	gen_scale(m, m->serving, want);
+	if (m->starting)
+		gen_scale(m, m->starting, want);
+	reload_check(m);
+}
+
+static void
+master_reopen_logs(struct master *m, struct ctl_client *c)
+{
+	char err[512];
+
+	if (master_open_logs(m, err, sizeof(err)) != 0) {
+		log_error("reopen: %s", err);
+		if (c)
+			control_reply(c, "failed: %s\n", err);
+	} else {
+		log_info("log files reopened");
+		if (c)
+			control_reply(c, "ok: log files reopened\n");
+	}
+}
+
+/* Should the slot of w, just exited, be started again? */
+static bool
+wants_back(const struct master *m, const struct worker *w)
+{
+	const struct generation *g = w->g;
+
+	if (m->phase == M_STOPPING || g != m->serving || w->slot >= g->target)
+		return false;
+	if (w->state != W_DRAINING)
+		return true;
+	/* Stopped for not getting ready: its slot retries, unless it was
+	 * taken again meanwhile (scale). */
+	return w->failed_start &&
+	    workers_find_slot(&m->sv.wt, w->gen, w->slot) == NULL;
+}
+
+/* The supervisor's report of one transition. */
+static void
+on_worker(void *arg, struct worker *w, enum worker_event e,
+    enum worker_state from)
+{
+	struct master *m = arg;
+	char how[96], why[320];
+
+	if (from == W_STARTING && w->state == W_READY) {
+		reload_check(m);
+		return;
+	}
+	if (e != WE_EXIT || w->g != m->starting || from == W_DRAINING ||
+	    m->phase == M_STOPPING)
+		return;
+	/* A new generation never restarts before it is in service. */
+	if (w->exec_ok) {
+		describe_status(w->last_status, how, sizeof(how));
+		snprintf(why, sizeof(why), "worker %u (pid %ld) of generation "
+		    "%u %s before the generation was ready", w->slot,
+		    (long)w->pid, w->gen, how);
+	} else
+		snprintf(why, sizeof(why), "worker %u: %s", w->slot,
+		    m->sv.why);
+	reload_rollback(m, why);
 }
 
 static void
@@ -141,139 +227,124 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->rpid == m->check_pid && m->check_pid) {
-		m->check_pid = 0;
+	if (c->rpid == m->check.pid && m->check.pid)
 		upgrade_checked(m, c->rstatus);
-	} else if ((w = workers_find_pid(&m->wt, c->rpid)) != NULL)
-		worker_exited(m, w, c->rstatus);
+	else if ((w = workers_find_pid(&m->sv.wt, c->rpid)) != NULL)
+		sv_exited(&m->sv, w, c->rstatus, wants_back(m, w));
 	else	/* an orphan reaped as a subreaper (or PID 1) */
 		log_debug("reaped pid %ld", (long)c->rpid);
-}
-
-static void
-stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct master *m = t->data;
-
-	(void)loop;
-	(void)revents;
-	for (struct worker *w = m->wt.head; w; w = w->next)
-		if (w->pid > 0) {
-			log_warnx("worker %u (pid %ld) still running; sending "
-			    "KILL", w->slot, (long)w->pid);
-			worker_signal(w, SIGKILL);
-		}
-}
-
-void
-master_stop(struct master *m, bool quick)
-{
-	if (m->phase == M_STOPPING) {
-		log_info("second stop signal: killing the workers now");
-		for (struct worker *w = m->wt.head; w; w = w->next)
-			worker_signal(w, SIGKILL);
-		return;
-	}
-	m->phase = M_STOPPING;
-	ev_timer_stop(m->loop, &m->gen_timer);
-	notify_systemd("STOPPING=1");
-	log_info("stopping %u workers (%s)", workers_count_all(&m->wt,
-	    WS_LIVE), quick ? "quick" : "graceful");
-	/* One deadline for all; draining workers keep their earlier one. */
-	for (struct worker *w = m->wt.head, *nx; w; w = nx) {
-		nx = w->next;
-		worker_drain(m, w, -1);
-	}
-	ev_timer_init(&m->stop_timer, stop_timer_cb, quick ? 1.0 :
-	    m->cur.cfg.kill_timeout_ms / 1000.0, 0);
-	m->stop_timer.data = m;
-	ev_timer_start(m->loop, &m->stop_timer);
-	if (workers_count_all(&m->wt, WS_LIVE) == 0)
+	gens_reap(m);
+	if (m->phase == M_STOPPING && live(m) == 0)
 		master_finish(m);
 }
 
-/* Start or drain workers of generation gen from have to want slots. */
+/* A generation did not get ready in time: a reload is rolled back; the
+ * first generation ends fugue. */
 static void
-scale_gen(struct master *m, unsigned gen, unsigned have, unsigned want)
+gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct worker *w;
-	int slot;
+	struct master *m = t->data;
+	struct generation *g = m->starting ? m->starting : m->serving;
+	char d[32], why[512];
 
-	for (; have < want; have++)
-		if ((slot = workers_free_slot(&m->wt, gen, have + 1)) >= 0)
-			worker_start(m, gen, (unsigned)slot);
-	while (have > want) {
-		have--;
-		/* The newest slot goes. */
-		if ((w = workers_find_slot(&m->wt, gen, have)) != NULL)
-			worker_drain(m, w, gen_of(m, w)->cfg.kill_timeout_ms);
+	(void)loop;
+	(void)revents;
+	/* After a stall of the master, READY=1 may wait on the socket (see
+	 * supervise.c's timer_cb): read it before judging. */
+	if (g->notify_fd != -1) {
+		sv_notify_read(&m->sv, g);
+		if (ev_is_active(&m->gen_timer) || (g != m->starting &&
+		    g != m->serving) || (g == m->serving && m->phase !=
+		    M_STARTING))
+			return;		/* in service now, or a new deadline */
 	}
-}
-
-void
-master_scale(struct master *m, unsigned want)
-{
-	if (m->phase == M_STOPPING)
-		return;
-	log_info("workers: %u -> %u", m->target, want);
-	scale_gen(m, m->cur.id, m->target, want);
-	if (m->next.id) {
-		scale_gen(m, m->next.id, m->next_target, want);
-		m->next_target = want;
-	}
-	m->target = want;
-	gen_check(m);
-}
-
-bool
-master_busy(const struct master *m)
-{
-	return m->phase == M_STARTING || m->next.id || m->check_pid ||
-	    m->exec_pending;
-}
-
-void
-master_op_begin(struct master *m)
-{
-	m->op_current = ++m->op_seq;
-}
-
-/* A reload or upgrade asked for while another runs: held, once. */
-void
-master_enqueue(struct master *m, int what)
-{
-	if (m->exec_pending) {
-		m->queued = what > (int)m->queued ? what : (int)m->queued;
+	format_duration(g->cfg.ready_timeout_ms, d, sizeof(d));
+	snprintf(why, sizeof(why), "%u of %u workers ready after "
+	    "ready_timeout %s%s%s", workers_count(&m->sv.wt, g->id,
+	    WS(W_READY)), g->target, d, m->sv.why[0] ? "; last failure: " :
+	    "", m->sv.why);
+	if (m->starting) {
+		reload_rollback(m, why);
 		return;
 	}
-	if ((int)m->queued < what) {
-		log_info("%s: queued until the current one ends",
-		    what == Q_UPGRADE ? "upgrade" : "reload");
-		m->queued = what;
-	}
+	log_error("first generation not ready: %s", why);
+	m->exit_code = EX_UNAVAIL_;
+	master_stop(m, false);
 }
 
-void
-master_dequeue(struct master *m)
+/* After the event being handled: a queued reload or upgrade, or the
+ * upgrade's exec (every event of this loop iteration has been handled:
+ * a signal not read yet stays pending across the exec). */
+static void
+later_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
-	int what = m->queued;
+	struct master *m = p->data;
+	enum master_op op = m->queued;
 
-	m->queued = Q_NONE;
-	if (what == Q_UPGRADE)
+	(void)revents;
+	ev_prepare_stop(loop, p);
+	if (m->exec_due) {
+		m->exec_due = false;
+		upgrade_exec_now(m);
+		return;
+	}
+	if (master_busy(m) || m->phase == M_STOPPING)
+		return;
+	m->queued = OP_NONE;
+	if (op == OP_UPGRADE)
 		upgrade_begin(m);
-	else if (what == Q_RELOAD)
-		master_reload(m);
+	else if (op == OP_RELOAD)
+		reload_begin(m);
 }
 
-void
-master_reopen_logs(struct master *m)
+static void
+on_command(void *arg, struct ctl_client *c, enum ctl_verb verb,
+    unsigned count)
 {
-	char err[512];
+	struct master *m = arg;
 
-	if (master_open_logs(m, err, sizeof(err)) != 0)
-		log_error("reopen: %s", err);
-	else
-		log_info("log files reopened");
+	switch (verb) {
+	case CTL_STATUS:
+	case CTL_STATUS_JSON:
+		control_reply_owned(c, status_format(m,
+		    verb == CTL_STATUS_JSON));
+		break;
+	case CTL_RELOAD:
+	case CTL_UPGRADE:
+		if (m->phase == M_STOPPING) {
+			control_reply(c, "refused: fugue is stopping\n");
+			break;
+		}
+		/* Wait for the first operation that starts from now on. */
+		control_wait(c, m->op_seq);
+		if (verb == CTL_RELOAD)
+			reload_begin(m);
+		else
+			upgrade_begin(m);
+		break;
+	case CTL_STOP:
+	case CTL_QUIT:
+		control_reply(c, "ok: stopping (%s)\n", verb == CTL_STOP ?
+		    "quick" : "graceful");
+		master_stop(m, verb == CTL_STOP);
+		break;
+	case CTL_REOPEN:
+		master_reopen_logs(m, c);
+		break;
+	case CTL_SCALE:
+		if (m->phase == M_STOPPING)
+			control_reply(c, "refused: fugue is stopping\n");
+		else {
+			master_scale(m, count);
+			control_reply(c, "ok: %u workers\n", count);
+		}
+		break;
+	case CTL_BAD:
+		control_reply(c, "error: unknown command; try status, status "
+		    "json, reload, upgrade, scale N (0 to 10000), reopen, "
+		    "stop, quit\n");
+		break;
+	}
 }
 
 static void
@@ -283,11 +354,6 @@ signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (m->exec_pending) {
-		/* Blocked now: pending across the exec, for the new image. */
-		kill(m->pid, s->signum);
-		return;
-	}
 	switch (s->signum) {
 	case SIGTERM:
 	case SIGQUIT:
@@ -299,20 +365,20 @@ signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 		master_stop(m, true);
 		break;
 	case SIGHUP:
-		master_reload(m);
+		reload_begin(m);
 		break;
 	case SIGUSR2:
 		upgrade_begin(m);
 		break;
 	case SIGUSR1:
-		master_reopen_logs(m);
+		master_reopen_logs(m, NULL);
 		break;
 	case SIGTTIN:
-		master_scale(m, m->target + 1);
+		master_scale(m, m->serving->target + 1);
 		break;
 	case SIGTTOU:
-		if (m->target > 0)
-			master_scale(m, m->target - 1);
+		if (m->serving->target > 0)
+			master_scale(m, m->serving->target - 1);
 		break;
 	default:
 		break;	/* PIPE, WINCH: ignored */
@@ -353,54 +419,77 @@ run_adopted(struct master *m)
 	struct worker *w, *next;
 	int status;
 
-	upgrade_adopt(m, m->adopt);
+	handover_adopt(m, m->adopt);
 	state_free(m->adopt);
 	free(m->adopt);
 	m->adopt = NULL;
+	if (ev_is_active(&m->watchdog))
+		notify_systemd("WATCHDOG=1");
 	/* A worker that died during the exec left a zombie but no SIGCHLD
 	 * we could see: reap each adopted pid once. */
-	for (w = m->wt.head; w; w = next) {
-		next = w->next;
+	for (w = TAILQ_FIRST(&m->sv.wt.list); w; w = next) {
+		next = TAILQ_NEXT(w, link);
 		if (w->pid > 0 && waitpid(w->pid, &status, WNOHANG) == w->pid)
-			worker_exited(m, w, status);
+			sv_exited(&m->sv, w, status, wants_back(m, w));
 	}
+	gens_reap(m);
 	m->phase = M_RUNNING;
 	log_info("upgrade: adopted %u workers of generation %u",
-	    workers_count(&m->wt, m->cur.id, WS_LIVE), m->cur.id);
+	    workers_count(&m->sv.wt, m->serving->id, WS_LIVE), m->serving->id);
 	m->upgrading = true;
-	master_reload(m);
+	reload_begin(m);
 }
 
 static int
 run_first(struct master *m)
 {
-	struct config *c = &m->cur.cfg;
+	struct generation *g = m->serving;
 	char err[512];
 
-	m->cur.id = m->last_gen = 1;
-	if (gen_plan(m, &m->cur, err, sizeof(err)) != 0) {
+	if (gen_notify_start(m, g, err, sizeof(err)) != 0 ||
+	    gen_plan(g, m->pid, m->devnull, m->nofile, err, sizeof(err)) != 0) {
 		log_error("%s", err);
-		gen_close_bound(&m->cur);
 		return EX_UNAVAIL_;
 	}
-	gen_warn_root(c);
+	gen_warn_root(&g->cfg);
 	m->phase = M_STARTING;
-	log_info("starting %u workers: %s", m->target, c->command);
-	for (unsigned s = 0; s < m->target; s++)
-		worker_start(m, m->cur.id, s);
-	gen_deadline(m, c->ready_timeout_ms);
-	gen_check(m);
+	log_info("starting %u workers: %s", g->target, g->cfg.command);
+	for (unsigned s = 0; s < g->target; s++)
+		sv_start(&m->sv, g, s);
+	reload_deadline(m, g->cfg.ready_timeout_ms);
+	reload_check(m);
 	return 0;
+}
+
+static void
+watch_signals(struct master *m)
+{
+	sigset_t others;
+
+	for (int i = 0; i < MASTER_NSIG; i++) {
+		if (handled_signals[i] == SIGCHLD)
+			continue;	/* libev's own */
+		ev_signal_init(&m->sigs[i], signal_cb, handled_signals[i]);
+		m->sigs[i].data = m;
+		ev_signal_start(m->loop, &m->sigs[i]);
+	}
+	/* The handled ones are libev's to block or not (a signalfd wants
+	 * them blocked); let through everything else main() held. */
+	sigfillset(&others);
+	for (int i = 0; i < MASTER_NSIG; i++)
+		sigdelset(&others, handled_signals[i]);
+	sigprocmask(SIG_UNBLOCK, &others, NULL);
 }
 
 int
 master_run(struct master *m)
 {
-	struct config *c = &m->cur.cfg;
-	sigset_t set;
+	const struct config *c = &m->serving->cfg;
 	int r;
 
-	m->loop = ev_default_loop(EVFLAG_AUTO);
+	/* Signals through a signalfd: one not read yet stays pending, so
+	 * it crosses an upgrade's exec instead of being lost. */
+	m->loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
 	if (m->loop == NULL) {
 		log_error("cannot initialise the event loop");
 		return EX_OSERR_;
@@ -409,15 +498,11 @@ master_run(struct master *m)
 	ev_child_init(&m->child, child_cb, 0, 0);
 	m->child.data = m;
 	ev_child_start(m->loop, &m->child);
-	for (int i = 0; i < MASTER_NSIG; i++) {
-		if (handled_signals[i] == SIGCHLD)
-			continue;	/* libev's own */
-		ev_signal_init(&m->sigs[i], signal_cb, handled_signals[i]);
-		m->sigs[i].data = m;
-		ev_signal_start(m->loop, &m->sigs[i]);
-	}
 	ev_init(&m->gen_timer, gen_timer_cb);
 	m->gen_timer.data = m;
+	ev_prepare_init(&m->later, later_cb);
+	m->later.data = m;
+	sv_init(&m->sv, m->loop, &m->sink, on_worker, m);
 	logsink_start(&m->sink, m->loop);
 
 	if ((c->subreaper == SUBREAPER_YES ||
@@ -430,16 +515,12 @@ master_run(struct master *m)
 		return EX_OSERR_;
 	}
 	watchdog_start(m);
-	if (m->ctl_fd != -1)
-		control_start(m, m->ctl_fd);
+	control_start(&m->ctl, m->loop, m->ctl.fd, on_command, m);
 	if (m->adopt)
 		run_adopted(m);
 	else if ((r = run_first(m)) != 0)
 		return r;
-	/* Every watcher is in place: let through what main() held. */
-	sigemptyset(&set);
-	sigprocmask(SIG_SETMASK, &set, NULL);
-
+	watch_signals(m);
 	ev_run(m->loop, 0);
 	return m->exit_code;
 }
@@ -447,21 +528,16 @@ master_run(struct master *m)
 void
 master_free(struct master *m)
 {
-	struct worker *w;
+	struct generation *g;
 
-	while ((w = m->wt.head) != NULL) {
-		if (ev_is_active(&w->execio))
-			close(w->execio.fd);
-		workers_remove(&m->wt, w);
-	}
-	gen_free(&m->cur);
-	gen_free(&m->next);
-	free(m->gone);
-	if (m->notify_fd != -1) {
-		close(m->notify_fd);
-		unlink(m->notify_path);
-	}
-	free(m->notify_path);
+	sv_free(&m->sv);
+	control_close(&m->ctl, m->serving ? m->serving->cfg.control_socket :
+	    NULL);
+	while ((g = TAILQ_FIRST(&m->gens)) != NULL)
+		gen_drop(m, g);
+	lsock_close_unused(&m->lsocks);
+	notify_dir_remove(m->notify_dir);
+	free(m->notify_dir);
 	if (m->devnull != -1)
 		close(m->devnull);
 	/* What a slow reader has not taken yet gets a second, then the

@@ -2,7 +2,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "notify.h"
+#include "util.h"
 
 static bool
 field_is(const char *line, size_t n, const char *what)
@@ -206,4 +209,74 @@ notify_systemd(const char *fmt, ...)
 		/* systemd went away; nothing to do about it. */
 	}
 	close(fd);
+}
+
+/*
+ * The workers' notify sockets live in a directory of their own, made with
+ * an unpredictable name (mkdtemp: nobody can take the name first) and mode
+ * 0711: a worker reaches its socket by its full path but cannot list or add
+ * anything; each socket is 0600 and belongs to its generation's user.
+ */
+int
+notify_dir_make(const char *base, pid_t pid, char **dir, char *err,
+    size_t len)
+{
+	char *p = xprintf("%s/fugue-%ld.XXXXXX", base, (long)pid);
+
+	if (mkdtemp(p) == NULL || chmod(p, 0711) == -1) {
+		snprintf(err, len, "notify directory in %s: %s", base,
+		    strerror(errno));
+		free(p);
+		return -1;
+	}
+	*dir = p;
+	return 0;
+}
+
+/* Remove dir and the sockets in it (fugue's own: flat, sockets only). */
+void
+notify_dir_remove(const char *dir)
+{
+	struct dirent *e;
+	DIR *d;
+
+	if (dir == NULL || (d = opendir(dir)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+	rmdir(dir);
+}
+
+/* What a fugue killed with SIGKILL left in base: directories (and, from
+ * older versions, sockets) named after a pid that no longer runs, owned
+ * by us. */
+void
+notify_dir_sweep(const char *base)
+{
+	struct dirent *e;
+	struct stat st;
+	char *path;
+	long pid;
+	DIR *d;
+
+	if ((d = opendir(base)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (sscanf(e->d_name, "fugue-%ld.", &pid) != 1 || pid <= 0 ||
+		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+		    -1 || st.st_uid != geteuid())
+			continue;
+		path = xprintf("%s/%s", base, e->d_name);
+		if (S_ISDIR(st.st_mode))
+			notify_dir_remove(path);
+		else if (S_ISSOCK(st.st_mode) &&
+		    strcmp(strchr(e->d_name, '.'), ".notify") == 0)
+			unlink(path);
+		free(path);
+	}
+	closedir(d);
 }

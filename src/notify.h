@@ -27,6 +27,14 @@ int	notify_parse(const char *buf, size_t len, struct notify_msg *msg);
  * unless -1). Returns the fd (non-blocking, close-on-exec) or -1 with err. */
 int	notify_open(const char *path, uid_t uid, gid_t gid, char *err,
 	    size_t len);
+/* A private directory for the workers' sockets, base/fugue-PID.XXXXXX,
+ * mode 0711. 0 with *dir (malloc'd), or -1 with err. */
+int	notify_dir_make(const char *base, pid_t pid, char **dir, char *err,
+	    size_t len);
+/* Remove it with its sockets. */
+void	notify_dir_remove(const char *dir);
+/* Remove what fugues that no longer run left in base. */
+void	notify_dir_sweep(const char *base);
 /* Receive one datagram: 1 with msg filled, 0 when none is waiting, -1 on
  * error. A datagram without credentials gets pid 0. */
 int	notify_recv(int fd, struct notify_msg *msg);

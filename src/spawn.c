@@ -235,21 +235,20 @@ child_fail(int fd, int stage)
 	_exit(127);
 }
 
-/* In the child, between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn))
-child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
+/* In a child: every signal blocked, then default dispositions; the mask
+ * is emptied just before exec. libev's blocked and ignored signals would
+ * otherwise survive exec. Async-signal-safe. */
+static void
+child_reset_signals(void)
 {
-	int src[MAX_LISTENERS + 3], n = p->nfds + 3, i;
 	struct sigaction sa;
 	sigset_t set;
 
-	/* Default dispositions and, at the end, an empty mask: libev's
-	 * blocked and ignored signals would otherwise survive exec. */
 	sigfillset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
-	for (i = 1; i < NSIG; i++)
+	for (int i = 1; i < NSIG; i++)
 		if (sigaction(i, &sa, NULL) == -1 && errno == EINVAL) {
 			/* glibc keeps 32 and 33 to itself; an ignored one
 			 * would survive exec. The kernel's call takes them. */
@@ -262,6 +261,16 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 
 			syscall(SYS_rt_sigaction, i, &k, NULL, sizeof(k.mask));
 		}
+}
+
+/* In the child, between fork and exec: async-signal-safe calls only. */
+static void __attribute__((noreturn))
+child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
+{
+	int src[MAX_LISTENERS + 3], n = p->nfds + 3, i;
+	sigset_t set;
+
+	child_reset_signals();
 
 	/* Its own process group: a terminal's Ctrl-C reaches only fugue. */
 	setpgid(0, 0);
@@ -372,4 +381,37 @@ spawn_stage_name(int stage)
 		return "exec";
 	}
 	return "start";
+}
+
+pid_t
+spawn_command(const char *path, char *const argv[], char *const envp[],
+    int in_fd, int out_fd, const int *keep, int nkeep)
+{
+	sigset_t all, old;
+	pid_t pid;
+
+	/* Blocked across the fork: a signal meant for the child waits for
+	 * its default disposition instead of running the master's handler. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+
+		child_reset_signals();
+		setpgid(0, 0);
+		if (dup2(in_fd, 0) == -1 || dup2(out_fd, 1) == -1 ||
+		    dup2(out_fd, 2) == -1)
+			_exit(127);
+		for (int i = 0; i < nkeep; i++)
+			fcntl(keep[i], F_SETFD, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execve(path, argv, envp);
+		_exit(127);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid > 0)
+		setpgid(pid, pid);
+	return pid;
 }

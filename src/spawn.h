@@ -77,6 +77,15 @@ int	spawn_resolve(const char *cmd, const char *pathvar, char **out);
 pid_t	spawn_worker(struct spawn_plan *p, unsigned slot, int out_fd,
 	    int err_fd, int *execfd);
 
+/*
+ * A helper process (the upgrade's check and trial run): path with argv and
+ * envp, stdin on in_fd, stdout and stderr on out_fd, the fds in keep
+ * inherited, default signal dispositions, a process group of its own (so
+ * that all it started can be killed). Its pid, or -1 with errno.
+ */
+pid_t	spawn_command(const char *path, char *const argv[], char *const envp[],
+	    int in_fd, int out_fd, const int *keep, int nkeep);
+
 const char *spawn_stage_name(int stage);
 
 #endif

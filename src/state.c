@@ -14,6 +14,9 @@
  *   control FD OP_SEQ OP_CURRENT QUEUED
  *   waiter FD AFTER
  *   cfg SECTION KEY VALUE
+ *   notifydir PATH                      (version 2)
+ *   notify GEN FD PATH                  (version 2)
+ *   sink FD                             (version 2)
  *   end
  */
 #include <ctype.h>
@@ -112,6 +115,18 @@ state_format(const struct state *s, size_t *len)
 		free(sec);
 		free(key);
 	}
+	if (s->notify_dir) {
+		outbuf_add(&o, "notifydir ", 10);
+		put_encoded(&o, s->notify_dir);
+		outbuf_add(&o, "\n", 1);
+	}
+	for (i = 0; i < s->nns; i++) {
+		outbuf_printf(&o, "notify %u %d ", s->ns[i].gen, s->ns[i].fd);
+		put_encoded(&o, s->ns[i].path);
+		outbuf_add(&o, "\n", 1);
+	}
+	if (s->sink_fd >= 0)
+		outbuf_printf(&o, "sink %d\n", s->sink_fd);
 	outbuf_add(&o, "end\n", 4);
 	*len = o.len;
 	return o.p;
@@ -327,6 +342,31 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		s->nwaiters++;
 		return 0;
 	}
+	if (strcmp(f[0], "notifydir") == 0 && nf == 2 && s->version >= 2) {
+		if (decode(f[1]) == -1 || f[1][0] != '/')
+			goto bad;
+		free(s->notify_dir);
+		s->notify_dir = xstrdup(f[1]);
+		return 0;
+	}
+	if (strcmp(f[0], "notify") == 0 && nf == 4 && s->version >= 2) {
+		if (num(f[1], 1, UINT_MAX, &v[0]) == -1 ||
+		    num(f[2], 0, FD_LIMIT, &v[1]) == -1 ||
+		    decode(f[3]) == -1 || f[3][0] != '/')
+			goto bad;
+		s->ns = grow(s->ns, s->nns, sizeof(*s->ns));
+		s->ns[s->nns].gen = v[0];
+		s->ns[s->nns].fd = v[1];
+		s->ns[s->nns].path = xstrdup(f[3]);
+		s->nns++;
+		return 0;
+	}
+	if (strcmp(f[0], "sink") == 0 && nf == 2 && s->version >= 2) {
+		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1)
+			goto bad;
+		s->sink_fd = v[0];
+		return 0;
+	}
 	if (strcmp(f[0], "cfg") == 0 && nf == 4) {
 		if (decode(f[1]) == -1 || decode(f[2]) == -1 ||
 		    decode(f[3]) == -1 || strchr(f[1], '\t') ||
@@ -382,9 +422,9 @@ state_parse(const char *buf, size_t len, struct state *s, char *err,
 				snprintf(err, errlen, "not a fugue state");
 				goto fail;
 			}
-			if (ver != STATE_VERSION) {
+			if (ver < 1 || ver > STATE_VERSION) {
 				snprintf(err, errlen, "state version %lld, this "
-				    "fugue reads version %d", ver,
+				    "fugue reads versions 1 to %d", ver,
 				    STATE_VERSION);
 				goto fail;
 			}
@@ -419,6 +459,10 @@ void
 state_free(struct state *s)
 {
 	free(s->notify_path);
+	free(s->notify_dir);
+	for (size_t i = 0; i < s->nns; i++)
+		free(s->ns[i].path);
+	free(s->ns);
 	free(s->ls);
 	free(s->ws);
 	free(s->ps);
@@ -431,7 +475,7 @@ void
 state_init(struct state *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->pid_fd = s->notify_fd = s->ctl_fd = -1;
+	s->pid_fd = s->notify_fd = s->ctl_fd = s->sink_fd = -1;
 	s->nofile = -1;
 }
 

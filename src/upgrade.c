@@ -1,13 +1,11 @@
 /*
- * USR2: check the new binary with -t (a child, watched by the loop), write
- * the master's state to a memfd, and execve the binary in place: same PID,
- * the same listeners, workers, output pipes, notify socket and pid-file
- * lock. The new image adopts all of it and reloads; if anything fails
- * before the exec, the old image goes on untouched.
+ * The mechanics of an in-place upgrade (USR2): the new binary's check and
+ * trial run (children bounded in time), the state written to a memfd, and
+ * the execve of the binary with the same PID. What the state holds and
+ * when to exec are the master's business (handover.c, reload.c).
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "control.h"
 #include "logging.h"
-#include "master.h"
-#include "notify.h"
+#include "spawn.h"
 #include "upgrade.h"
 
 extern char **environ;
@@ -28,18 +24,18 @@ extern char **environ;
 #define CHECK_OUTPUT_MAX	8192
 
 static void
-check_read(struct master *m)
+check_read(struct upgrade_check *c)
 {
 	char buf[4096];
 	ssize_t n;
 
-	while ((n = read(m->check_io.fd, buf, sizeof(buf))) > 0)
-		if (m->check_out.len < CHECK_OUTPUT_MAX)
-			outbuf_add(&m->check_out, buf, (size_t)n);
+	while ((n = read(c->io.fd, buf, sizeof(buf))) > 0)
+		if (c->out.len < CHECK_OUTPUT_MAX)
+			outbuf_add(&c->out, buf, (size_t)n);
 	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-		ev_io_stop(m->loop, &m->check_io);
-		close(m->check_io.fd);
-		ev_io_set(&m->check_io, -1, EV_READ);
+		ev_io_stop(c->loop, &c->io);
+		close(c->io.fd);
+		ev_io_set(&c->io, -1, EV_READ);
 	}
 }
 
@@ -51,305 +47,221 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	check_read(io->data);
 }
 
+/* Too long: the whole group goes; its exit comes through the child
+ * watcher as usual. */
 static void
-refuse(struct master *m, const char *why)
+check_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	log_error("upgrade refused: %s; nothing changed", why);
-	notify_systemd("READY=1\nSTATUS=upgrade refused: %s", why);
-	control_outcome(m, "refused", "%s; nothing changed", why);
-	master_dequeue(m);
+	struct upgrade_check *c = t->data;
+
+	(void)loop;
+	(void)revents;
+	c->timed_out = true;
+	if (c->pid > 0)
+		kill(-c->pid, SIGKILL);
 }
 
-void
-upgrade_begin(struct master *m)
+/* <self> -t <the same arguments>, or for the trial the same arguments. */
+static char **
+check_argv(const char *self, char **argv, bool trial)
 {
-	char **argv;
-	int p[2], argc;
-	pid_t pid;
+	int argc, i, j = 0;
+	char **v;
 
-	if (m->phase == M_STOPPING)
-		return;
-	if (master_busy(m)) {
-		master_enqueue(m, Q_UPGRADE);
-		return;
-	}
-	master_op_begin(m);
-	if (access(m->self_path, X_OK) == -1) {
-		char why[512];
-
-		snprintf(why, sizeof(why), "%s: %s", m->self_path,
-		    strerror(errno));
-		refuse(m, why);
-		return;
-	}
-	notify_systemd_reloading();
-	log_info("upgrade: checking %s and the configuration", m->self_path);
-
-	/* <binary> -t <the same arguments>, built before the fork. */
-	for (argc = 0; m->argv[argc]; argc++)
+	for (argc = 0; argv[argc]; argc++)
 		;
-	argv = xcalloc(argc + 2, sizeof(*argv));
-	argv[0] = (char *)m->self_path;
-	argv[1] = "-t";
-	for (int i = 1; i < argc; i++)
-		argv[i + 1] = m->argv[i];
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		free(argv);
-		refuse(m, "pipe failed");
-		return;
-	}
-	if ((pid = fork()) == -1) {
-		free(argv);
-		close(p[0]);
-		close(p[1]);
-		refuse(m, "fork failed");
-		return;
-	}
-	if (pid == 0) {
-		sigset_t set;
-
-		for (int s = 1; s < NSIG; s++)
-			signal(s, SIG_DFL);
-		sigemptyset(&set);
-		sigprocmask(SIG_SETMASK, &set, NULL);
-		dup2(m->devnull, 0);
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		execve(m->self_path, argv, environ);
-		_exit(127);
-	}
-	free(argv);
-	close(p[1]);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	m->check_pid = pid;
-	m->check_out.len = 0;
-	ev_io_init(&m->check_io, check_io_cb, p[0], EV_READ);
-	m->check_io.data = m;
-	ev_io_start(m->loop, &m->check_io);
+	v = xcalloc(argc + 2, sizeof(*v));
+	v[j++] = (char *)self;
+	if (!trial)
+		v[j++] = "-t";
+	for (i = 1; i < argc; i++)
+		v[j++] = argv[i];
+	return v;
 }
 
-static void upgrade_exec(struct master *);
+int
+upgrade_check_start(struct upgrade_check *c, struct ev_loop *loop,
+    const char *self, char **argv, int devnull, int memfd, const int *keep,
+    int nkeep, int64_t timeout_ms, char *err, size_t len)
+{
+	char **v = check_argv(self, argv, memfd >= 0), num[16];
+	int p[2];
+
+	upgrade_check_end(c);
+	c->loop = loop;
+	c->trial = memfd >= 0;
+	c->memfd = memfd;
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		snprintf(err, len, "pipe: %s", strerror(errno));
+		free(v);
+		return -1;
+	}
+	if (c->trial) {
+		snprintf(num, sizeof(num), "%d", memfd);
+		setenv(TRIAL_ENV, num, 1);
+	}
+	c->pid = spawn_command(self, v, environ, devnull, p[1], keep, nkeep);
+	if (c->trial)
+		unsetenv(TRIAL_ENV);
+	free(v);
+	close(p[1]);
+	if (c->pid == -1) {
+		snprintf(err, len, "fork: %s", strerror(errno));
+		c->pid = 0;
+		close(p[0]);
+		return -1;
+	}
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	ev_io_init(&c->io, check_io_cb, p[0], EV_READ);
+	c->io.data = c;
+	ev_io_start(loop, &c->io);
+	ev_timer_init(&c->timer, check_timer_cb, timeout_ms / 1000.0, 0);
+	c->timer.data = c;
+	ev_timer_start(loop, &c->timer);
+	return 0;
+}
+
+int
+upgrade_check_exited(struct upgrade_check *c, int status, char *why,
+    size_t len)
+{
+	c->pid = 0;
+	ev_timer_stop(c->loop, &c->timer);
+	if (ev_is_active(&c->io)) {
+		/* It exited: what it wrote is there, or EOF comes (unless a
+		 * child of its own holds the pipe: then we read what is). */
+		check_read(c);
+		if (ev_is_active(&c->io)) {
+			ev_io_stop(c->loop, &c->io);
+			close(c->io.fd);
+			ev_io_set(&c->io, -1, EV_READ);
+		}
+	}
+	if (c->timed_out)
+		snprintf(why, len, "its %s did not end in time", c->trial ?
+		    "trial run" : "check");
+	else if (status != 0)
+		snprintf(why, len, "the new binary %s", c->trial ?
+		    "failed its trial run on the running state" :
+		    "or the configuration failed its check");
+	return c->timed_out || status != 0 ? -1 : 0;
+}
 
 void
-upgrade_checked(struct master *m, int status)
+upgrade_check_end(struct upgrade_check *c)
 {
-	char how[96];
-
-	if (ev_is_active(&m->check_io)) {
-		fcntl(m->check_io.fd, F_SETFL, 0);	/* it exited: EOF comes */
-		check_read(m);
-	}
-	if (m->phase == M_STOPPING) {
-		outbuf_free(&m->check_out);
-		return;
-	}
-	if (status != 0) {
-		char *p = m->check_out.p, *end = p + m->check_out.len, *nl;
-
-		for (; p && p < end; p = nl + 1) {
-			if ((nl = memchr(p, '\n', end - p)) == NULL)
-				nl = end;
-			if (nl > p)
-				log_error("upgrade check: %.*s", (int)(nl - p), p);
+	if (c->pid > 0)
+		kill(-c->pid, SIGKILL);	/* reaped by the child watcher */
+	c->pid = 0;
+	c->timed_out = false;
+	if (c->loop) {
+		ev_timer_stop(c->loop, &c->timer);
+		if (ev_is_active(&c->io)) {
+			ev_io_stop(c->loop, &c->io);
+			close(c->io.fd);
 		}
-		describe_status(status, how, sizeof(how));
-		log_error("upgrade: %s -t %s", m->self_path, how);
-		outbuf_free(&m->check_out);
-		refuse(m, "the new binary or the configuration failed its "
-		    "check");
-		return;
 	}
-	outbuf_free(&m->check_out);
-	upgrade_exec(m);
+	ev_io_set(&c->io, -1, EV_READ);
+	if (c->memfd >= 0 && c->trial)
+		close(c->memfd);
+	c->memfd = -1;
+	outbuf_free(&c->out);
 }
 
-/* ---- the exec ---- */
-
-static void
-state_build(struct master *m, struct state *s)
+int
+upgrade_state_memfd(const struct state *s, int *memfd)
 {
-	ev_tstamp now = mono_now();
-	size_t i;
-
-	state_init(s);
-	s->cur_gen = m->cur.id;
-	s->last_gen = m->last_gen;
-	s->target = m->target;
-	s->nofile = m->nofile;
-	s->pid_fd = m->pid_fd;
-	s->notify_fd = m->notify_fd;
-	s->notify_path = m->notify_path;
-	s->nls = m->cur.nls + m->ngone;
-	s->ls = xcalloc(s->nls, sizeof(*s->ls));
-	for (i = 0; i < s->nls; i++) {
-		const struct listener *l = i < m->cur.nls ? &m->cur.ls[i] :
-		    &m->gone[i - m->cur.nls];
-
-		s->ls[i].fd = l->fd;
-		s->ls[i].dev = l->dev;
-		s->ls[i].ino = l->ino;
-		s->ls[i].gone = i >= m->cur.nls;
-		snprintf(s->ls[i].addr, sizeof(s->ls[i].addr), "%s",
-		    l->addr.text);
-	}
-	s->ws = xcalloc(m->wt.n, sizeof(*s->ws));
-	for (struct worker *w = m->wt.head; w; w = w->next) {
-		struct state_worker *sw = &s->ws[s->nws++];
-
-		sw->pid = w->pid;
-		sw->slot = w->slot;
-		sw->gen = w->gen;
-		sw->state = w->state;
-		sw->exec_ok = w->exec_ok;
-		sw->failed_start = w->failed_start;
-		sw->execfd = ev_is_active(&w->execio) ? w->execio.fd : -1;
-		sw->outfd = w->out ? ((struct logpipe *)w->out)->io.fd : -1;
-		sw->restarts = w->restarts;
-		sw->backoff_ms = w->backoff_ms;
-		sw->last_status = w->last_status;
-		sw->age_ms = (int64_t)((now - w->started) * 1000);
-		sw->ready_age_ms = w->ready_at ?
-		    (int64_t)((now - w->ready_at) * 1000) : -1;
-		sw->timer_ms = ev_is_active(&w->timer) ? (int64_t)
-		    (ev_timer_remaining(m->loop, &w->timer) * 1000) : -1;
-		if (sw->timer_ms < -1)
-			sw->timer_ms = 0;
-	}
-	for (struct logpipe *lp = m->sink.pipes; lp; lp = lp->next) {
-		s->ps = xrealloc(s->ps, (s->nps + 1) * sizeof(*s->ps));
-		s->ps[s->nps].fd = lp->io.fd;
-		s->ps[s->nps].slot = lp->slot;
-		s->ps[s->nps].pid = lp->pid;
-		s->nps++;
-	}
-	s->ctl_fd = m->ctl_fd;
-	s->op_seq = m->op_seq;
-	s->op_current = m->op_current;
-	s->queued = m->queued;
-	for (struct ctl_client *c = m->ctl_clients; c; c = c->next) {
-		int fd;
-		unsigned after;
-
-		if (!control_client_waiting(c, &fd, &after))
-			continue;
-		s->waiters = xrealloc(s->waiters, (s->nwaiters + 1) *
-		    sizeof(*s->waiters));
-		s->waiters[s->nwaiters].fd = fd;
-		s->waiters[s->nwaiters].after = after;
-		s->nwaiters++;
-	}
-	state_config_dump(&m->cur.cfg, &s->cfg);
-}
-
-/* Every fd the state names survives the exec; or, undone, none does. */
-static void
-state_fds_inherit(const struct state *s, int memfd, bool on)
-{
-	int flag = on ? 0 : FD_CLOEXEC;
-	size_t i;
-
-	fcntl(memfd, F_SETFD, flag);
-	if (s->pid_fd >= 0)
-		fcntl(s->pid_fd, F_SETFD, flag);
-	if (s->notify_fd >= 0)
-		fcntl(s->notify_fd, F_SETFD, flag);
-	for (i = 0; i < s->nls; i++)
-		fcntl(s->ls[i].fd, F_SETFD, flag);
-	for (i = 0; i < s->nws; i++)
-		if (s->ws[i].execfd >= 0)
-			fcntl(s->ws[i].execfd, F_SETFD, flag);
-	for (i = 0; i < s->nps; i++)
-		fcntl(s->ps[i].fd, F_SETFD, flag);
-	if (s->ctl_fd >= 0)
-		fcntl(s->ctl_fd, F_SETFD, flag);
-	for (i = 0; i < s->nwaiters; i++)
-		fcntl(s->waiters[i].fd, F_SETFD, flag);
-}
-
-static void
-upgrade_exec(struct master *m)
-{
-	struct state s;
-	sigset_t block, old;
-	char *text = NULL, num[16];
 	size_t len, off = 0;
+	char *text = state_format(s, &len);
 	ssize_t n;
-	int memfd = -1, e;
+	int fd, e;
 
-	/*
-	 * Held across the exec: a blocked signal stays pending, and the new
-	 * image takes it once its watchers are in place. A signal libev has
-	 * caught but not yet dispatched would be lost, so run the loop once
-	 * more with everything blocked: signal_cb raises what it gets again
-	 * (pending now), and children reaped meanwhile are in the state.
-	 */
-	sigfillset(&block);
-	sigdelset(&block, SIGSEGV);
-	sigdelset(&block, SIGBUS);
-	sigdelset(&block, SIGFPE);
-	sigdelset(&block, SIGILL);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	m->exec_pending = true;
-	ev_run(m->loop, EVRUN_NOWAIT);
-	m->exec_pending = false;
-	if (m->phase == M_STOPPING) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		return;		/* a stop came first: no upgrade */
-	}
-
-	/* Partial lines go out whole now; the pipes go on after. */
-	for (struct logpipe *lp = m->sink.pipes; lp; lp = lp->next)
-		logpipe_flush(lp);
-	state_build(m, &s);
-	text = state_format(&s, &len);
-	if ((memfd = memfd_create("fugue-state", MFD_CLOEXEC)) == -1) {
-		e = errno;
-		goto fail;
+	if ((fd = memfd_create("fugue-state", MFD_CLOEXEC)) == -1) {
+		free(text);
+		return -1;
 	}
 	while (off < len) {
-		if ((n = write(memfd, text + off, len - off)) <= 0) {
+		if ((n = write(fd, text + off, len - off)) <= 0) {
 			e = n == -1 ? errno : EIO;
-			goto fail;
+			free(text);
+			close(fd);
+			errno = e;
+			return -1;
 		}
 		off += (size_t)n;
 	}
-	lseek(memfd, 0, SEEK_SET);
 	free(text);
-	text = NULL;
-
-	state_fds_inherit(&s, memfd, true);
-	snprintf(num, sizeof(num), "%d", memfd);
-	setenv(STATE_ENV, num, 1);
-	log_info("upgrade: re-executing %s", m->self_path);
-	logsink_settle(&m->sink, 1000);	/* a backlog is not handed over */
-	execve(m->self_path, m->argv, environ);
-	e = errno;
-	unsetenv(STATE_ENV);
-	state_fds_inherit(&s, memfd, false);
-fail:
-	if (memfd != -1)
-		close(memfd);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	free(text);
-	s.notify_path = NULL;	/* borrowed */
-	state_free(&s);
-	errno = e;
-	log_warn("upgrade: cannot re-execute %s", m->self_path);
-	refuse(m, "the re-exec failed");
+	*memfd = fd;
+	return 0;
 }
 
-/* ---- in the new image ---- */
+int *
+upgrade_state_fds(const struct state *s, int *n)
+{
+	int *v = xcalloc(8 + s->nls + s->nws + s->nps + s->nwaiters +
+	    s->nns, sizeof(*v));
+	size_t i;
+
+	*n = 0;
+#define ADD(fd)	do { if ((fd) >= 0) v[(*n)++] = (fd); } while (0)
+	ADD(s->pid_fd);
+	ADD(s->notify_fd);
+	ADD(s->ctl_fd);
+	ADD(s->sink_fd);
+	for (i = 0; i < s->nls; i++)
+		ADD(s->ls[i].fd);
+	for (i = 0; i < s->nws; i++)
+		ADD(s->ws[i].execfd);
+	for (i = 0; i < s->nps; i++)
+		ADD(s->ps[i].fd);
+	for (i = 0; i < s->nwaiters; i++)
+		ADD(s->waiters[i].fd);
+	for (i = 0; i < s->nns; i++)
+		ADD(s->ns[i].fd);
+#undef ADD
+	return v;
+}
+
+void
+upgrade_fds_inherit(const struct state *s, int memfd, bool on)
+{
+	int n, *v = upgrade_state_fds(s, &n);
+
+	fcntl(memfd, F_SETFD, on ? 0 : FD_CLOEXEC);
+	for (int i = 0; i < n; i++)
+		fcntl(v[i], F_SETFD, on ? 0 : FD_CLOEXEC);
+	free(v);
+}
+
+void
+upgrade_exec(const char *self, char **argv, const struct state *s, int memfd)
+{
+	char num[16];
+	int e;
+
+	upgrade_fds_inherit(s, memfd, true);
+	snprintf(num, sizeof(num), "%d", memfd);
+	setenv(STATE_ENV, num, 1);
+	execve(self, argv, environ);
+	e = errno;
+	unsetenv(STATE_ENV);
+	upgrade_fds_inherit(s, memfd, false);
+	errno = e;
+}
 
 int
 upgrade_read_state(int fd, struct state *s, char *err, size_t len)
 {
 	struct outbuf o = { 0 };
 	char buf[65536];
+	off_t off = 0;
 	ssize_t n;
 	int r;
 
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+	/* From the start, whoever read it before (a trial run shares it). */
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
 		outbuf_add(&o, buf, (size_t)n);
+		off += n;
 		if (o.len > 256u << 20)
 			break;
 	}
@@ -364,108 +276,31 @@ upgrade_read_state(int fd, struct state *s, char *err, size_t len)
 	return r;
 }
 
-void
-upgrade_adopt(struct master *m, struct state *s)
+int
+upgrade_trial(int fd, char *err, size_t len)
 {
-	struct generation prev = { 0 };
-	char err[512];
-	size_t i;
+	struct errlist errs = { 0 };
+	struct config c;
+	struct state s;
+	int n, *v, r = 0;
 
-	m->cur.id = s->cur_gen;
-	m->last_gen = s->last_gen > s->cur_gen ? s->last_gen : s->cur_gen;
-	m->target = s->target;
-	m->nofile = s->nofile;
-	m->pid_fd = s->pid_fd;
-	if (s->notify_fd >= 0) {
-		m->notify_fd = s->notify_fd;
-		m->notify_path = s->notify_path;
-		s->notify_path = NULL;
-		ev_io_init(&m->notify_io, worker_notify_cb, m->notify_fd,
-		    EV_READ);
-		m->notify_io.data = m;
-		ev_io_start(m->loop, &m->notify_io);
+	if (upgrade_read_state(fd, &s, err, len) == -1)
+		return -1;
+	config_init(&c);
+	if (state_config_load(&s.cfg, &c, &errs) != 0) {
+		snprintf(err, len, "its configuration: %s", errs.n ?
+		    errs.v[0] : "?");
+		r = -1;
 	}
-
-	/* Listeners: the old generation's, in its configuration's order;
-	 * whatever the state has beyond that is on its way out. */
-	prev.ls = xcalloc(s->nls + 1, sizeof(*prev.ls));
-	for (i = 0; i < s->nls; i++) {
-		struct listener *l = &prev.ls[prev.nls];
-
-		if (parse_address(s->ls[i].addr, &l->addr, err,
-		    sizeof(err)) == -1) {
-			log_error("upgrade: listener %s: %s", s->ls[i].addr, err);
-			close(s->ls[i].fd);
-			continue;
+	v = upgrade_state_fds(&s, &n);
+	for (int i = 0; r == 0 && i < n; i++)
+		if (fcntl(v[i], F_GETFD) == -1) {
+			snprintf(err, len, "fd %d: %s", v[i], strerror(errno));
+			r = -1;
 		}
-		l->fd = s->ls[i].fd;
-		l->dev = s->ls[i].dev;
-		l->ino = s->ls[i].ino;
-		fcntl(l->fd, F_SETFD, FD_CLOEXEC);
-		prev.nls++;
-	}
-	if (gen_bind(&m->cur, &prev, err, sizeof(err)) != 0)
-		log_error("upgrade: %s", err);
-	gen_retire(m, prev.ls, prev.nls, &m->cur);
-	free(prev.ls);
-	if (gen_plan(m, &m->cur, err, sizeof(err)) != 0)
-		log_error("upgrade: generation %u cannot restart workers: %s",
-		    m->cur.id, err);
-
-	for (i = 0; i < s->nps; i++) {
-		fcntl(s->ps[i].fd, F_SETFD, FD_CLOEXEC);
-		logpipe_adopt(&m->sink, s->ps[i].fd, s->ps[i].slot,
-		    s->ps[i].pid);
-	}
-	if (m->pid_fd >= 0)
-		fcntl(m->pid_fd, F_SETFD, FD_CLOEXEC);
-	m->op_seq = s->op_seq;
-	m->op_current = s->op_current;
-	m->queued = s->queued;
-	if (s->ctl_fd >= 0) {
-		fcntl(s->ctl_fd, F_SETFD, FD_CLOEXEC);
-		control_start(m, s->ctl_fd);
-	}
-	for (i = 0; i < s->nwaiters; i++)
-		control_adopt_waiter(m, s->waiters[i].fd, s->waiters[i].after);
-	if (m->notify_fd >= 0)
-		fcntl(m->notify_fd, F_SETFD, FD_CLOEXEC);
-
-	/* Workers, with their timers re-armed from the time they had left. */
-	ev_tstamp now = mono_now();
-	for (i = 0; i < s->nws; i++) {
-		const struct state_worker *sw = &s->ws[i];
-		struct worker *w = workers_add(&m->wt, sw->slot, sw->gen);
-
-		w->master = m;
-		w->pid = sw->pid;
-		w->state = sw->state;
-		w->exec_ok = sw->exec_ok;
-		w->failed_start = sw->failed_start;
-		w->restarts = sw->restarts;
-		w->backoff_ms = sw->backoff_ms;
-		w->last_status = sw->last_status;
-		w->started = now - sw->age_ms / 1000.0;
-		w->ready_at = sw->ready_age_ms >= 0 ?
-		    now - sw->ready_age_ms / 1000.0 : 0;
-		ev_init(&w->timer, worker_timer_cb);
-		w->timer.data = w;
-		ev_init(&w->execio, NULL);
-		ev_io_set(&w->execio, -1, EV_READ);
-		for (struct logpipe *lp = m->sink.pipes; lp; lp = lp->next)
-			if (sw->outfd >= 0 && lp->io.fd == sw->outfd) {
-				w->out = lp;
-				lp->owner = &w->out;
-			}
-		if (sw->execfd >= 0)
-			worker_watch_exec(m, w, sw->execfd);
-		if (sw->timer_ms >= 0) {
-			const struct config *c = &gen_of(m, w)->cfg;
-			ev_tstamp repeat = w->state == W_READY ?
-			    c->watchdog_ms / 1000.0 : 0;
-
-			ev_timer_set(&w->timer, sw->timer_ms / 1000.0, repeat);
-			ev_timer_start(m->loop, &w->timer);
-		}
-	}
+	free(v);
+	errlist_free(&errs);
+	config_free(&c);
+	state_free(&s);
+	return r;
 }

@@ -7,10 +7,16 @@
 #include <sys/types.h>
 #include <stdbool.h>
 
+#include <stdint.h>
+#include <ev.h>
+
 #include "config.h"
+#include "logging.h"
 #include "util.h"
 
-#define STATE_VERSION	1
+/* 2: a notify socket per generation in a private directory; version 1
+ * (one socket, the serving generation's) is still read. */
+#define STATE_VERSION	2
 #define STATE_ENV	"FUGUE_STATE_FD"
 
 struct state_listener {
@@ -48,6 +54,12 @@ struct state_waiter {
 	unsigned after;
 };
 
+struct state_notify {
+	unsigned gen;
+	int	 fd;
+	char	*path;
+};
+
 struct state {
 	unsigned version;
 	unsigned cur_gen, last_gen, target;
@@ -67,6 +79,10 @@ struct state {
 	struct state_waiter *waiters;
 	size_t	 nwaiters;
 	struct strvec cfg;	/* "section\tkey\tvalue" of the running config */
+	char	*notify_dir;	/* v2: where the generations' sockets are */
+	struct state_notify *ns;
+	size_t	 nns;
+	int	 sink_fd;	/* log lines not yet written (memfd), -1 none */
 };
 
 /* Text form; parse never trusts its input: -1 with err on anything off. */
@@ -82,14 +98,48 @@ void	 state_config_dump(const struct config *c, struct strvec *out);
 int	 state_config_load(const struct strvec *lines, struct config *c,
 	    struct errlist *errs);
 
-struct master;
-/* USR2 in the running image: check the new binary, then re-exec. */
-void	 upgrade_begin(struct master *m);
-/* The check child ended (called by the child watcher). */
-void	 upgrade_checked(struct master *m, int status);
+/* The new binary's check (-t) or trial run, a child watched by the loop and
+ * bounded in time: at its deadline its whole process group is killed. */
+struct upgrade_check {
+	struct ev_loop	*loop;
+	pid_t		 pid;		/* 0: none running */
+	bool		 trial;		/* the trial run, else -t */
+	bool		 timed_out;
+	int		 memfd;		/* the trial's state, -1 none */
+	ev_io		 io;		/* its output */
+	ev_timer	 timer;
+	struct outbuf	 out;
+};
+
+#define TRIAL_ENV	"FUGUE_TRIAL_FD"
+
+/* Start `self -t args` (trial: `self args` with the state on memfd and
+ * TRIAL_ENV set, every fd in keep inherited). 0, or -1 with err. */
+int	upgrade_check_start(struct upgrade_check *, struct ev_loop *,
+	    const char *self, char **argv, int devnull, int memfd,
+	    const int *keep, int nkeep, int64_t timeout_ms, char *err,
+	    size_t len);
+/* It was reaped: what it printed is in c->out (freed by the next start or
+ * upgrade_check_end). 0 if it passed. */
+int	upgrade_check_exited(struct upgrade_check *, int status, char *why,
+	    size_t len);
+/* Kill its process group (fugue stops) and forget it. */
+void	upgrade_check_end(struct upgrade_check *);
+
+/* The state in a new memfd (close-on-exec). 0, or -1 with errno. */
+int	upgrade_state_memfd(const struct state *s, int *memfd);
+/* Every fd the state names survives an exec (on), or none does. */
+void	upgrade_fds_inherit(const struct state *s, int memfd, bool on);
+/* The fds the state names, for a trial run; malloc'd, *n entries. */
+int	*upgrade_state_fds(const struct state *s, int *n);
+/* execve self in place with the state on memfd; returns only on failure
+ * (errno set), with nothing inherited. */
+void	upgrade_exec(const char *self, char **argv, const struct state *s,
+	    int memfd);
 /* In the new image: read the state from fd into s. */
-int	 upgrade_read_state(int fd, struct state *s, char *err, size_t len);
-/* In the new image: take over listeners, workers, pipes and sockets. */
-void	 upgrade_adopt(struct master *m, struct state *s);
+int	upgrade_read_state(int fd, struct state *s, char *err, size_t len);
+/* A trial run: the state on fd parses, its configuration loads and every
+ * fd it names is open. 0, or -1 with err. */
+int	upgrade_trial(int fd, char *err, size_t len);
 
 #endif

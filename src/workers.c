@@ -3,6 +3,13 @@
 #include "util.h"
 #include "workers.h"
 
+void
+workers_init(struct worker_table *t)
+{
+	TAILQ_INIT(&t->list);
+	t->n = 0;
+}
+
 struct worker *
 workers_add(struct worker_table *t, unsigned slot, unsigned gen)
 {
@@ -12,12 +19,7 @@ workers_add(struct worker_table *t, unsigned slot, unsigned gen)
 	w->gen = gen;
 	w->state = W_STARTING;
 	w->last_status = -1;
-	w->prev = t->tail;
-	if (t->tail)
-		t->tail->next = w;
-	else
-		t->head = w;
-	t->tail = w;
+	TAILQ_INSERT_TAIL(&t->list, w, link);
 	t->n++;
 	return w;
 }
@@ -25,14 +27,7 @@ workers_add(struct worker_table *t, unsigned slot, unsigned gen)
 void
 workers_remove(struct worker_table *t, struct worker *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		t->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		t->tail = w->prev;
+	TAILQ_REMOVE(&t->list, w, link);
 	t->n--;
 	free(w);
 }
@@ -40,9 +35,11 @@ workers_remove(struct worker_table *t, struct worker *w)
 struct worker *
 workers_find_pid(const struct worker_table *t, pid_t pid)
 {
+	struct worker *w;
+
 	if (pid <= 0)
 		return NULL;
-	for (struct worker *w = t->head; w; w = w->next)
+	TAILQ_FOREACH(w, &t->list, link)
 		if (w->pid == pid)
 			return w;
 	return NULL;
@@ -51,7 +48,9 @@ workers_find_pid(const struct worker_table *t, pid_t pid)
 struct worker *
 workers_find_slot(const struct worker_table *t, unsigned gen, unsigned slot)
 {
-	for (struct worker *w = t->head; w; w = w->next)
+	struct worker *w;
+
+	TAILQ_FOREACH(w, &t->list, link)
 		if (w->gen == gen && w->slot == slot && w->state != W_DRAINING)
 			return w;
 	return NULL;
@@ -60,12 +59,13 @@ workers_find_slot(const struct worker_table *t, unsigned gen, unsigned slot)
 int
 workers_free_slot(const struct worker_table *t, unsigned gen, unsigned target)
 {
+	struct worker *w;
 	unsigned char *used;
 	int slot = -1;
 
 	/* One pass over the table, not one per slot: count may be 10000. */
 	used = xcalloc(target ? target : 1, 1);
-	for (struct worker *w = t->head; w; w = w->next)
+	TAILQ_FOREACH(w, &t->list, link)
 		if (w->gen == gen && w->state != W_DRAINING && w->slot < target)
 			used[w->slot] = 1;
 	for (unsigned s = 0; s < target; s++)
@@ -80,9 +80,10 @@ workers_free_slot(const struct worker_table *t, unsigned gen, unsigned target)
 unsigned
 workers_count(const struct worker_table *t, unsigned gen, unsigned mask)
 {
+	struct worker *w;
 	unsigned n = 0;
 
-	for (struct worker *w = t->head; w; w = w->next)
+	TAILQ_FOREACH(w, &t->list, link)
 		if ((gen == GEN_ANY || w->gen == gen) && (mask & WS(w->state)))
 			n++;
 	return n;
@@ -123,6 +124,8 @@ worker_state_name(enum worker_state s)
 		return "draining";
 	case W_BACKOFF:
 		return "backoff";
+	case W_GONE:
+		return "gone";
 	}
 	return "?";
 }

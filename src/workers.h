@@ -3,22 +3,28 @@
 #ifndef FUGUE_WORKERS_H
 #define FUGUE_WORKERS_H
 
+#include <sys/queue.h>
 #include <sys/types.h>
 #include <stdbool.h>
 #include <ev.h>
 
+/* The values are part of the upgrade state: append only. */
 enum worker_state {
 	W_STARTING,	/* forked; exec or readiness pending */
 	W_READY,	/* serving */
 	W_DRAINING,	/* got stop_signal; SIGKILL at its deadline */
 	W_BACKOFF,	/* exited; its slot restarts when the timer fires */
+	W_GONE,		/* exited for good: the record is removed */
 };
 
+struct generation;
+
 struct worker {
-	struct worker	*next, *prev;
+	TAILQ_ENTRY(worker) link;
 	pid_t		 pid;		/* 0 in W_BACKOFF */
 	unsigned	 slot;		/* FUGUE_WORKER_ID */
 	unsigned	 gen;		/* FUGUE_GENERATION */
+	struct generation *g;		/* that generation, while it lives */
 	enum worker_state state;
 	bool		 exec_ok;	/* the exec-error pipe closed empty */
 	bool		 failed_start;	/* stopped for not getting ready */
@@ -28,14 +34,16 @@ struct worker {
 	unsigned	 restarts;	/* respawns of this slot */
 	int		 last_status;	/* wait status of the last exit, -1 none */
 	unsigned	 backoff_ms;	/* delay of the next restart */
-	void		*master;	/* back pointer for the watchers */
+	void		*sv;		/* its supervisor, for the watchers */
 	ev_timer	 timer;		/* readiness, backoff or kill deadline */
 	ev_io		 execio;	/* read end of the exec-error pipe */
 	void		*out;		/* its output pipe (struct logpipe) */
 };
 
+TAILQ_HEAD(worker_list, worker);
+
 struct worker_table {
-	struct worker	*head, *tail;
+	struct worker_list list;
 	unsigned	 n;
 };
 
@@ -44,6 +52,7 @@ struct worker_table {
 #define BACKOFF_FIRST_MS	100
 #define BACKOFF_STABLE_SEC	1.0
 
+void		 workers_init(struct worker_table *);
 struct worker	*workers_add(struct worker_table *, unsigned slot, unsigned gen);
 void		 workers_remove(struct worker_table *, struct worker *);
 struct worker	*workers_find_pid(const struct worker_table *, pid_t);
@@ -58,6 +67,7 @@ unsigned	 workers_count(const struct worker_table *, unsigned gen,
 unsigned	 workers_count_all(const struct worker_table *, unsigned mask);
 #define WS(s)	(1u << (s))
 #define WS_LIVE	(WS(W_STARTING) | WS(W_READY) | WS(W_DRAINING))
+#define WS_ANY	(WS_LIVE | WS(W_BACKOFF))
 #define GEN_ANY	0u
 
 /*

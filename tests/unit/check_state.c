@@ -88,6 +88,16 @@ state_sample(struct state *s)
 	strvec_push(&s->cfg, "master\tpid_file\t");
 	strvec_push(&s->cfg, "listen\taddress\t" UNIX_ADDR);
 	strvec_push(&s->cfg, "worker\tenv\tUTF8=h\xc3\xa9llo %41 %%");
+	s->sink_fd = 11;
+	s->notify_dir = xstrdup("/run/fugue/fugue-77.Ab3dEf");
+	s->nns = 2;
+	s->ns = xcalloc(2, sizeof(*s->ns));
+	s->ns[0].gen = 3;
+	s->ns[0].fd = 15;
+	s->ns[0].path = xstrdup("/run/fugue/fugue-77.Ab3dEf/gen-3.sock");
+	s->ns[1].gen = 4;
+	s->ns[1].fd = 16;
+	s->ns[1].path = xstrdup("/run/fugue/fugue-77.Ab3dEf/gen 4.sock");
 }
 
 static void
@@ -96,6 +106,17 @@ expect_same_state(const struct state *a, const struct state *b)
 	size_t i;
 
 	ck_assert_uint_eq(b->version, STATE_VERSION);
+	ck_assert_int_eq(a->sink_fd, b->sink_fd);
+	if (a->notify_dir)
+		ck_assert_str_eq(a->notify_dir, b->notify_dir);
+	else
+		ck_assert_ptr_null(b->notify_dir);
+	ck_assert_uint_eq(a->nns, b->nns);
+	for (i = 0; i < a->nns; i++) {
+		ck_assert_uint_eq(a->ns[i].gen, b->ns[i].gen);
+		ck_assert_int_eq(a->ns[i].fd, b->ns[i].fd);
+		ck_assert_str_eq(a->ns[i].path, b->ns[i].path);
+	}
 	ck_assert_uint_eq(a->cur_gen, b->cur_gen);
 	ck_assert_uint_eq(a->last_gen, b->last_gen);
 	ck_assert_uint_eq(a->target, b->target);
@@ -267,7 +288,7 @@ START_TEST(encoding)
 	text = state_format(&a, &len);
 	text = xrealloc(text, len + 1);
 	text[len] = '\0';
-	ck_assert_ptr_nonnull(strstr(text, "fugue-state 1\n"));
+	ck_assert_ptr_nonnull(strstr(text, "fugue-state 2\n"));
 	ck_assert_ptr_nonnull(strstr(text,
 	    " unix:/tmp/fugue%20state/50%25%20off%7F.sock\n"));
 	ck_assert_ptr_nonnull(strstr(text,
@@ -364,9 +385,9 @@ END_TEST
 
 START_TEST(other_version)
 {
-	static const char *const heads[] = { "fugue-state 2\n",
+	static const char *const heads[] = { "fugue-state 3\n",
 	    "fugue-state 0\n", "fugue-state 1000\n" };
-	static const char *const nums[] = { "2", "0", "1000" };
+	static const char *const nums[] = { "3", "0", "1000" };
 	char text[512], want[64];
 	struct state s;
 	size_t len;
@@ -387,7 +408,7 @@ START_TEST(other_version)
 
 			ck_assert_int_eq(parse_exact(text, strlen(text), &s,
 			    err, sizeof(err)), -1);
-			snprintf(want, sizeof(want), "version %d",
+			snprintf(want, sizeof(want), "versions 1 to %d",
 			    STATE_VERSION);
 			ck_assert_msg(strstr(err, want) != NULL, "%s", err);
 		}

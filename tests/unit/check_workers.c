@@ -11,42 +11,34 @@ static struct worker_table t;
 static void
 setup(void)
 {
-	t.head = t.tail = NULL;
-	t.n = 0;
+	workers_init(&t);
 }
 
 static void
 teardown(void)
 {
-	while (t.head != NULL)
-		workers_remove(&t, t.head);
+	while (!TAILQ_EMPTY(&t.list))
+		workers_remove(&t, TAILQ_FIRST(&t.list));
 }
 
 /* The list both ways matches the expected slots, in order. */
 static void
 expect_slots(const unsigned *slots, unsigned n)
 {
-	struct worker *w, *prev = NULL;
-	unsigned i;
+	struct worker *w;
+	unsigned i = 0;
 
 	ck_assert_uint_eq(t.n, n);
-	for (i = 0, w = t.head; w != NULL; prev = w, w = w->next, i++) {
+	TAILQ_FOREACH(w, &t.list, link) {
 		ck_assert_uint_lt(i, n);
 		ck_assert_uint_eq(w->slot, slots[i]);
-		ck_assert_ptr_eq(w->prev, prev);
+		i++;
 	}
-	ck_assert_ptr_eq(t.tail, prev);
 	ck_assert_uint_eq(i, n);
-	for (w = t.tail; w != NULL; w = w->prev)
+	TAILQ_FOREACH_REVERSE(w, &t.list, worker_list, link)
 		ck_assert_uint_eq(w->slot, slots[--i]);
 	ck_assert_uint_eq(i, 0);
-	if (n == 0) {
-		ck_assert_ptr_null(t.head);
-		ck_assert_ptr_null(t.tail);
-	} else {
-		ck_assert_ptr_null(t.head->prev);
-		ck_assert_ptr_null(t.tail->next);
-	}
+	ck_assert(n > 0 || TAILQ_EMPTY(&t.list));
 }
 
 /* ---- backoff ---- */
@@ -144,8 +136,8 @@ START_TEST(add_initial_state)
 	ck_assert_uint_eq(w->restarts, 0);
 	ck_assert_uint_eq(w->backoff_ms, 0);
 	ck_assert(w->ready_at == 0);
-	ck_assert_ptr_eq(t.head, w);
-	ck_assert_ptr_eq(t.tail, w);
+	ck_assert_ptr_eq(TAILQ_FIRST(&t.list), w);
+	ck_assert_ptr_eq(TAILQ_LAST(&t.list, worker_list), w);
 	ck_assert_uint_eq(t.n, 1);
 }
 END_TEST
@@ -172,7 +164,7 @@ START_TEST(add_remove_order)
 	expect_slots(NULL, 0);
 	w0 = workers_add(&t, 9, 2);		/* usable again once empty */
 	expect_slots((const unsigned[]){ 9 }, 1);
-	ck_assert_ptr_eq(t.head, w0);
+	ck_assert_ptr_eq(TAILQ_FIRST(&t.list), w0);
 }
 END_TEST
 

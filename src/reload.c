@@ -1,0 +1,531 @@
+/*
+ * Reloads and upgrades, for the master: a new generation started from the
+ * re-read configuration, committed once all its workers are ready or
+ * rolled back; the new binary checked, tried on the real state, then
+ * exec'd. Called by master.c only; what must wait for the current event
+ * (a queued operation, the exec) is left to the master's prepare watcher.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "master.h"
+#include "notify.h"
+
+static const char *
+op(const struct master *m)
+{
+	return m->upgrading ? "upgrade" : "reload";
+}
+
+static bool
+same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+bool
+master_busy(const struct master *m)
+{
+	return m->phase == M_STARTING || m->starting || m->check.pid ||
+	    m->exec_due;
+}
+
+/* Run what was queued once the current event is handled. */
+static void
+later(struct master *m)
+{
+	ev_prepare_start(m->loop, &m->later);
+}
+
+/* A reload or upgrade asked for while another runs: held, once. */
+static void
+enqueue(struct master *m, enum master_op what)
+{
+	if (m->queued < what) {
+		log_info("%s: queued until the current one ends",
+		    what == OP_UPGRADE ? "upgrade" : "reload");
+		m->queued = what;
+	}
+}
+
+/* The operation that just ended is over: whatever waits may start. */
+static void
+op_done(struct master *m)
+{
+	m->upgrading = false;
+	if (m->queued != OP_NONE)
+		later(m);
+}
+
+int
+master_open_logs(struct master *m, char *err, size_t len)
+{
+	const struct config *c = &m->serving->cfg;
+	int r;
+
+	if (!c->log_file && m->log_fd != -1) {
+		close(m->log_fd);
+		m->log_fd = -1;
+	}
+	if (!c->master_log_file && m->mlog_fd != -1) {
+		close(m->mlog_fd);
+		m->mlog_fd = -1;
+	}
+	if (c->log_file && (r = log_open_file(c->log_file, &m->log_fd, err,
+	    len)) != 0)
+		return r;
+	if (c->master_log_file && (r = log_open_file(c->master_log_file,
+	    &m->mlog_fd, err, len)) != 0)
+		return r;
+	/* Worker lines go to log_file, else to fugue's stderr; master lines
+	 * to master_log_file, else with them (in order, never blocking). */
+	if (m->log_fd != -1)
+		logsink_set_fd(&m->sink, m->log_fd, false);
+	else
+		logsink_set_fd(&m->sink, 2, true);
+	m->sink.raw = c->log_raw;
+	log_set_fd(m->mlog_fd);
+	log_set_sink(m->mlog_fd != -1 ? NULL : &m->sink);
+	return 0;
+}
+
+int
+gen_notify_start(struct master *m, struct generation *g, char *err,
+    size_t len)
+{
+	const char *base = g->cfg.runtime_dir;
+
+	if (!g->cfg.ready_notify)
+		return 0;
+	if (m->notify_dir == NULL) {
+		if (base == NULL && (base = getenv("RUNTIME_DIRECTORY")) ==
+		    NULL && (base = getenv("XDG_RUNTIME_DIR")) == NULL)
+			base = "/tmp";
+		notify_dir_sweep(base);
+		if (notify_dir_make(base, m->pid, &m->notify_dir, err, len))
+			return -1;
+	}
+	if (gen_notify_open(g, m->notify_dir, err, len) != 0)
+		return -1;
+	sv_watch_notify(&m->sv, g);
+	return 0;
+}
+
+void
+gen_drop(struct master *m, struct generation *g)
+{
+	if (g->notify_fd != -1)
+		ev_io_stop(m->loop, &g->notify_io);
+	TAILQ_REMOVE(&m->gens, g, link);
+	gen_free(g, &m->lsocks);
+}
+
+void
+gens_reap(struct master *m)
+{
+	struct generation *g, *next;
+	struct worker *w;
+
+	for (g = TAILQ_FIRST(&m->gens); g; g = next) {
+		next = TAILQ_NEXT(g, link);
+		if (g->phase != G_OLD)
+			continue;
+		TAILQ_FOREACH(w, &m->sv.wt.list, link)
+			if (w->g == g)
+				break;
+		if (w == NULL)
+			gen_drop(m, g);
+	}
+}
+
+/* Stop every worker of g, each with g's own stop_signal and kill_timeout. */
+static void
+gen_stop(struct master *m, struct generation *g)
+{
+	struct worker *w, *next;
+
+	for (w = TAILQ_FIRST(&m->sv.wt.list); w; w = next) {
+		next = TAILQ_NEXT(w, link);
+		if (w->g == g)
+			sv_stop(&m->sv, w, g->cfg.kill_timeout_ms);
+	}
+}
+
+void
+gen_scale(struct master *m, struct generation *g, unsigned want)
+{
+	struct worker *w;
+	unsigned have = g->target;
+	int slot;
+
+	for (; have < want; have++)
+		if ((slot = workers_free_slot(&m->sv.wt, g->id, have + 1)) >= 0)
+			sv_start(&m->sv, g, (unsigned)slot);
+	while (have > want) {
+		have--;
+		/* The newest slot goes. */
+		if ((w = workers_find_slot(&m->sv.wt, g->id, have)) != NULL)
+			sv_stop(&m->sv, w, g->cfg.kill_timeout_ms);
+	}
+	g->target = want;
+}
+
+/* The generation's deadline counts from when its last worker was forked:
+ * forking many workers, or a master stalled meanwhile, must not eat it. */
+void
+reload_deadline(struct master *m, unsigned ms)
+{
+	ev_now_update(m->loop);
+	ev_timer_set(&m->gen_timer, ms / 1000.0, 0);
+	ev_timer_start(m->loop, &m->gen_timer);
+}
+
+/* The first generation is in service. */
+static void
+first_ready(struct master *m)
+{
+	struct generation *g = m->serving;
+
+	ev_timer_stop(m->loop, &m->gen_timer);
+	m->phase = M_RUNNING;
+	log_info("ready: %u workers", g->target);
+	if (m->ready_fd != -1) {
+		/* -d: the launcher may exit 0; we have no terminal. */
+		if (write(m->ready_fd, "ready\n", 6) != 6)
+			log_warn("-d: cannot tell the launcher");
+		close(m->ready_fd);
+		m->ready_fd = -1;
+		dup2(m->devnull, 0);
+		dup2(m->devnull, 1);
+		dup2(m->devnull, 2);
+	}
+	notify_systemd("READY=1\nSTATUS=%u workers ready, generation %u",
+	    g->target, g->id);
+	op_done(m);
+}
+
+/* The starting generation is ready: it serves, the old one drains. */
+static void
+commit(struct master *m)
+{
+	struct generation *old = m->serving, *g = m->starting;
+
+	ev_timer_stop(m->loop, &m->gen_timer);
+	old->phase = G_OLD;
+	g->phase = G_SERVING;
+	m->serving = g;
+	m->starting = NULL;
+	gen_stop(m, old);
+	if (!same(old->cfg.log_file, g->cfg.log_file) ||
+	    !same(old->cfg.master_log_file, g->cfg.master_log_file)) {
+		char err[512];
+
+		if (master_open_logs(m, err, sizeof(err)) != 0)
+			log_error("%s: %s", op(m), err);
+	}
+	log_set_level(g->cfg.log_level);
+	m->sink.raw = g->cfg.log_raw;
+	log_info("%s: generation %u ready (%u workers); draining "
+	    "generation %u", op(m), g->id, g->target, old->id);
+	notify_systemd("READY=1\nSTATUS=%u workers ready, generation %u",
+	    g->target, g->id);
+	control_outcome(&m->ctl, m->op_current, "ok", "generation %u serving "
+	    "%u workers", g->id, g->target);
+	gens_reap(m);
+	op_done(m);
+}
+
+void
+reload_check(struct master *m)
+{
+	if (m->phase == M_STARTING && workers_count(&m->sv.wt,
+	    m->serving->id, WS(W_READY)) >= m->serving->target)
+		first_ready(m);
+	else if (m->starting && workers_count(&m->sv.wt, m->starting->id,
+	    WS(W_READY)) >= m->starting->target)
+		commit(m);
+}
+
+void
+reload_rollback(struct master *m, const char *why)
+{
+	struct generation *g = m->starting;
+
+	ev_timer_stop(m->loop, &m->gen_timer);
+	log_error("%s failed: %s; generation %u keeps serving", op(m), why,
+	    m->serving->id);
+	m->starting = NULL;
+	g->phase = G_OLD;
+	gen_stop(m, g);
+	/* Its listeners go now (its workers keep their own copies): a
+	 * deploy script told of the failure may bind them next. */
+	for (size_t i = 0; i < g->nls; i++)
+		lsock_release(&m->lsocks, g->ls[i]);
+	g->nls = 0;
+	control_outcome(&m->ctl, m->op_current, "failed", "%s; generation %u "
+	    "keeps serving", why, m->serving->id);
+	/* READY=1 still, or systemd would stay "reloading". */
+	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
+	    "%u workers", m->serving->id, m->serving->target);
+	gens_reap(m);
+	op_done(m);
+}
+
+/* A reload or upgrade that could not start: nothing changed. */
+static void
+refused(struct master *m, const char *what, const char *why,
+    const char *detail)
+{
+	log_error("%s refused: %s; nothing changed", what, why);
+	notify_systemd("READY=1\nSTATUS=%s refused: %s", what, why);
+	control_outcome(&m->ctl, m->op_current, "refused", "%s",
+	    detail ? detail : why);
+	op_done(m);
+}
+
+/* What the master itself holds (its pid file lock, control socket, notify
+ * sockets, subreaper role) stays as started: say so if the file changed. */
+static void
+keep_start_only(struct master *m, struct config *c)
+{
+	static const struct {
+		const char	*key;
+		size_t		 off;
+	} keys[] = {
+		{ "pid_file", offsetof(struct config, pid_file) },
+		{ "control_socket", offsetof(struct config, control_socket) },
+		{ "runtime_dir", offsetof(struct config, runtime_dir) },
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char **now = (char **)((char *)c + keys[i].off);
+		char *was = *(char **)((char *)&m->serving->cfg + keys[i].off);
+
+		if (same(*now, was))
+			continue;
+		log_warnx("%s: [master] %s changes only at a restart; keeping "
+		    "%s", op(m), keys[i].key, was ? was : "none");
+		free(*now);
+		*now = was ? xstrdup(was) : NULL;
+	}
+	if (c->subreaper != m->serving->cfg.subreaper) {
+		log_warnx("%s: [master] subreaper changes only at a restart",
+		    op(m));
+		c->subreaper = m->serving->cfg.subreaper;
+	}
+	gen_warn_root(c);
+}
+
+/* The re-read configuration as a generation ready to start: NULL (and
+ * refused) if it cannot be. */
+static struct generation *
+prepare(struct master *m)
+{
+	struct errlist errs = { 0 };
+	struct generation *g;
+	struct config c;
+	char err[512], detail[1024];
+
+	config_init(&c);
+	if (m->load(m->load_arg, &c, &errs) != 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			log_error("%s", errs.v[i]);
+		snprintf(err, sizeof(err), "the configuration has %zu error%s",
+		    errs.n, errs.n == 1 ? "" : "s");
+		snprintf(detail, sizeof(detail), "%s: %s", err,
+		    errs.n ? errs.v[0] : "?");
+		errlist_free(&errs);
+		config_free(&c);
+		refused(m, op(m), err, detail);
+		return NULL;
+	}
+	errlist_free(&errs);
+	keep_start_only(m, &c);
+	g = gen_new(m->last_gen + 1, &c);
+	if (gen_bind(g, &m->lsocks, err, sizeof(err)) != 0 ||
+	    gen_notify_start(m, g, err, sizeof(err)) != 0 ||
+	    gen_plan(g, m->pid, m->devnull, m->nofile, err, sizeof(err)) != 0) {
+		if (g->notify_fd != -1)
+			ev_io_stop(m->loop, &g->notify_io);
+		gen_free(g, &m->lsocks);
+		refused(m, op(m), err, NULL);
+		return NULL;
+	}
+	m->last_gen = g->id;
+	return g;
+}
+
+/* HUP: a new generation with the re-read configuration; the old one is
+ * drained only once the new one is ready (commit), or stays if it never
+ * is (reload_rollback). */
+void
+reload_begin(struct master *m)
+{
+	struct generation *g;
+
+	if (m->phase == M_STOPPING)
+		return;
+	if (master_busy(m)) {
+		enqueue(m, OP_RELOAD);
+		return;
+	}
+	if (!m->upgrading) {
+		m->op_current = ++m->op_seq;
+		notify_systemd_reloading();	/* an upgrade did, before */
+	}
+	log_info("%s: reading the configuration", op(m));
+	if ((g = prepare(m)) == NULL)
+		return;
+	/* The runtime count (TTIN/TTOU) survives unless count changed. */
+	if (g->cfg.count == m->serving->cfg.count)
+		g->target = m->serving->target;
+	TAILQ_INSERT_TAIL(&m->gens, g, link);
+	m->starting = g;
+	m->sv.why[0] = '\0';
+	log_info("%s: starting generation %u (%u workers)", op(m), g->id,
+	    g->target);
+	for (unsigned s = 0; s < g->target; s++)
+		sv_start(&m->sv, g, s);
+	reload_deadline(m, g->cfg.ready_timeout_ms);
+	reload_check(m);
+}
+
+/* ---- upgrade ---- */
+
+static void
+upgrade_refused(struct master *m, const char *why)
+{
+	char detail[600];
+
+	snprintf(detail, sizeof(detail), "%s; nothing changed", why);
+	upgrade_check_end(&m->check);
+	refused(m, "upgrade", why, detail);
+}
+
+/* The trial run: the new binary started the way the exec will start it,
+ * on the real state, told to check it and exit. */
+static void
+upgrade_trial_start(struct master *m)
+{
+	struct state s;
+	char err[512];
+	int memfd, n, *keep;
+
+	handover_build(m, &s);
+	if (upgrade_state_memfd(&s, &memfd) == -1) {
+		snprintf(err, sizeof(err), "the state: %s", strerror(errno));
+		state_free(&s);
+		upgrade_refused(m, err);
+		return;
+	}
+	keep = upgrade_state_fds(&s, &n);
+	keep = xrealloc(keep, (n + 1) * sizeof(*keep));
+	keep[n++] = memfd;
+	if (upgrade_check_start(&m->check, m->loop, m->self_path, m->argv,
+	    m->devnull, memfd, keep, n, m->serving->cfg.ready_timeout_ms,
+	    err, sizeof(err)) != 0) {
+		close(memfd);
+		upgrade_refused(m, err);
+	} else
+		log_info("upgrade: trying %s on the running state",
+		    m->self_path);
+	free(keep);
+	state_free(&s);
+}
+
+void
+upgrade_begin(struct master *m)
+{
+	char err[512];
+
+	if (m->phase == M_STOPPING)
+		return;
+	if (master_busy(m)) {
+		enqueue(m, OP_UPGRADE);
+		return;
+	}
+	m->op_current = ++m->op_seq;
+	if (access(m->self_path, X_OK) == -1) {
+		snprintf(err, sizeof(err), "%s: %s", m->self_path,
+		    strerror(errno));
+		upgrade_refused(m, err);
+		return;
+	}
+	notify_systemd_reloading();
+	log_info("upgrade: checking %s and the configuration", m->self_path);
+	if (upgrade_check_start(&m->check, m->loop, m->self_path, m->argv,
+	    m->devnull, -1, NULL, 0, m->serving->cfg.ready_timeout_ms, err,
+	    sizeof(err)) != 0)
+		upgrade_refused(m, err);
+}
+
+void
+upgrade_checked(struct master *m, int status)
+{
+	struct upgrade_check *c = &m->check;
+	char why[256], how[96], *p, *end, *nl;
+	bool trial = c->trial;
+
+	if (upgrade_check_exited(c, status, why, sizeof(why)) == 0) {
+		outbuf_free(&c->out);
+		if (!trial)
+			upgrade_trial_start(m);
+		else {
+			upgrade_check_end(c);
+			m->exec_due = true;
+			later(m);
+		}
+		return;
+	}
+	for (p = c->out.p, end = p + c->out.len; p && p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', end - p)) == NULL)
+			nl = end;
+		if (nl > p)
+			log_error("upgrade %s: %.*s", trial ? "trial" : "check",
+			    (int)(nl - p), p);
+	}
+	describe_status(status, how, sizeof(how));
+	log_error("upgrade: %s%s %s", m->self_path, trial ? "" : " -t", how);
+	upgrade_refused(m, why);
+}
+
+void
+upgrade_exec_now(struct master *m)
+{
+	struct state s;
+	sigset_t block, old;
+	int memfd;
+
+	if (m->phase == M_STOPPING)
+		return;		/* a stop came first: no upgrade */
+	/* Held across the exec: a blocked signal stays pending for the new
+	 * image (libev's signalfd already holds those the master handles). */
+	sigfillset(&block);
+	sigdelset(&block, SIGSEGV);
+	sigdelset(&block, SIGBUS);
+	sigdelset(&block, SIGFPE);
+	sigdelset(&block, SIGILL);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	/* Partial lines go out whole now; the pipes go on after. */
+	for (struct logpipe *lp = m->sink.pipes; lp; lp = lp->next)
+		logpipe_flush(lp);
+	handover_build(m, &s);
+	if (upgrade_state_memfd(&s, &memfd) == 0) {
+		log_info("upgrade: re-executing %s", m->self_path);
+		logsink_settle(&m->sink, 1000);
+		if (ev_is_active(&m->watchdog))
+			notify_systemd("WATCHDOG=1");
+		upgrade_exec(m->self_path, m->argv, &s, memfd);
+		close(memfd);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	log_warn("upgrade: cannot re-execute %s", m->self_path);
+	state_free(&s);
+	upgrade_refused(m, "the re-exec failed");
+}

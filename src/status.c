@@ -1,0 +1,108 @@
+/*
+ * The status report of the control socket's "status" and "status json":
+ * the master's phase, the serving generation and every worker record.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "master.h"
+
+static void
+json_string(struct outbuf *o, const char *s)
+{
+	char e[8];
+
+	outbuf_add(o, "\"", 1);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			e[0] = '\\';
+			e[1] = (char)ch;
+			outbuf_add(o, e, 2);
+		} else if (ch < 0x20) {
+			snprintf(e, sizeof(e), "\\u%04x", ch);
+			outbuf_add(o, e, 6);
+		} else
+			outbuf_add(o, s, 1);
+	}
+	outbuf_add(o, "\"", 1);
+}
+
+
+static void
+format_uptime(double sec, char *buf, size_t len)
+{
+	long s = (long)sec;
+
+	if (s < 60)
+		snprintf(buf, len, "%lds", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%ldm%02lds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%ldh%02ldm", s / 3600, s / 60 % 60);
+	else
+		snprintf(buf, len, "%ldd%02ldh", s / 86400, s / 3600 % 24);
+}
+
+char *
+status_format(const struct master *m, bool json)
+{
+	static const char *const phases[] = { "starting", "running",
+	    "stopping" };
+	ev_tstamp now = mono_now();
+	struct outbuf o = { 0 };
+	char up[32], last[96];
+	const struct worker *w;
+	bool first = true;
+
+	if (json) {
+		outbuf_printf(&o, "{\"pid\":%ld,\"phase\":\"%s\",\"generation\":%u,"
+		    "\"workers_wanted\":%u,\"workers_ready\":%u,"
+		    "\"reloading\":%s,\"workers\":[", (long)m->pid,
+		    phases[m->phase], m->serving->id, m->serving->target,
+		    workers_count(&m->sv.wt, m->serving->id, WS(W_READY)),
+		    m->starting || m->check.pid ? "true" : "false");
+		TAILQ_FOREACH(w, &m->sv.wt.list, link) {
+			outbuf_printf(&o, "%s{\"slot\":%u,\"pid\":%ld,\"generation\":%u,"
+			    "\"state\":\"%s\",\"uptime\":%.3f,\"restarts\":%u,"
+			    "\"last_exit\":", first ? "" : ",", w->slot,
+			    (long)w->pid, w->gen, worker_state_name(w->state),
+			    w->pid > 0 ? now - w->started : 0.0, w->restarts);
+			first = false;
+			if (w->last_status == -1)
+				outbuf_printf(&o, "null}");
+			else {
+				describe_status(w->last_status, last,
+				    sizeof(last));
+				json_string(&o, last);
+				outbuf_printf(&o, "}");
+			}
+		}
+		outbuf_printf(&o, "]}\n");
+	} else {
+		outbuf_printf(&o, "fugue pid %ld, %s, generation %u, %u of %u workers "
+		    "ready%s\n", (long)m->pid, phases[m->phase], m->serving->id,
+		    workers_count(&m->sv.wt, m->serving->id, WS(W_READY)), m->serving->target,
+		    m->starting || m->check.pid ? ", reloading" : "");
+		outbuf_printf(&o, "%-5s %-8s %-4s %-9s %-8s %-8s %s\n", "SLOT", "PID",
+		    "GEN", "STATE", "UPTIME", "RESTARTS", "LAST EXIT");
+		TAILQ_FOREACH(w, &m->sv.wt.list, link) {
+			if (w->pid > 0)
+				format_uptime(now - w->started, up,
+				    sizeof(up));
+			else
+				snprintf(up, sizeof(up), "-");
+			if (w->last_status == -1)
+				snprintf(last, sizeof(last), "-");
+			else
+				describe_status(w->last_status, last,
+				    sizeof(last));
+			outbuf_printf(&o, "%-5u %-8ld %-4u %-9s %-8s %-8u %s\n", w->slot,
+			    (long)w->pid, w->gen, worker_state_name(w->state),
+			    up, w->restarts, last);
+		}
+	}
+	outbuf_add(&o, "", 1);	/* NUL */
+	return o.p;
+}
