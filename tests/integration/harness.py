@@ -5,15 +5,23 @@ directory, the fugue processes the test starts and every worker pid the
 test learned, and cleans them all up afterwards. Processes are only ever
 signalled by pid, after checking that the pid still names the process we
 recorded (same start time), never by name.
+
+A test that runs something as another uid (a worker's user =, fugue started
+with other credentials) first calls t.stage_for_other_users(): fugue and
+the test worker then run from copies in the test's directory, which every
+user can reach, wherever the checkout lives.
 """
 
 import http.client
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
+import shlex
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -316,7 +324,7 @@ class Fugue:
         self.logf = open(log_path, "ab")
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [FUGUE] + self.args, stdin=subprocess.DEVNULL,
+            [test.fugue] + self.args, stdin=subprocess.DEVNULL,
             stdout=self.logf if output is None else output,
             stderr=subprocess.STDOUT, env=env, cwd=cwd or test.dir,
             close_fds=True, preexec_fn=_preexec(preexec))
@@ -475,13 +483,53 @@ def _die_with_runner():
 # --------------------------------------------------------------------------
 # The per-test context
 
+def reachable_by_others(path):
+    """True if any user can reach path: every directory from / down to it
+    searchable by others (o+x)."""
+    p = os.path.realpath(path)
+    while True:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return False
+        if not st.st_mode & stat.S_IXOTH:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
+
+
+_temp_base = []
+
+
+def temp_base():
+    """Where the tests' directories go: the usual temporary directory if
+    every user can reach it and run programs there (what runs as another
+    uid is staged under it), else the first of /tmp, /var/tmp, /dev/shm
+    that qualifies."""
+    if not _temp_base:
+        def fits(d):
+            try:
+                return os.path.isdir(d) and reachable_by_others(d) and \
+                    not os.statvfs(d).f_flag & os.ST_NOEXEC
+            except OSError:
+                return False
+        cands = [tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"]
+        _temp_base.append(next((d for d in cands if fits(d)), cands[0]))
+    return _temp_base[0]
+
+
 class Test:
     """Context handed to each test function."""
 
     def __init__(self, name):
         self.name = name
-        self.dir = tempfile.mkdtemp(prefix="fugue-it-")
+        self.dir = tempfile.mkdtemp(prefix="fugue-it-", dir=temp_base())
         os.chmod(self.dir, 0o755)
+        # The binaries the test runs; stage_for_other_users() points them
+        # at copies another uid can execute.
+        self.fugue = FUGUE
+        self.worker = WORKER
         self.fugues = []
         self.pids = {}             # pid -> starttime, for cleanup
         self.expected = []         # regexes of error lines the test expects
@@ -511,6 +559,8 @@ class Test:
                 continue
             if isinstance(items, dict):
                 items = list(items.items())
+            if sect == "worker":
+                self._check_staged(items)
             out.append("[%s]" % sect)
             for k, v in items:
                 out.append("%s = %s" % (k, v))
@@ -526,7 +576,7 @@ class Test:
         if port is None:
             port = self.port = free_port()
         if command is None:
-            command = "%s %s" % (WORKER, mode)
+            command = "%s %s" % (self.worker, mode)
         lst = [("address", "127.0.0.1:%d" % port)] if port else []
         lst += list((listen or {}).items()) if isinstance(listen, dict) \
             else list(listen or [])
@@ -537,6 +587,61 @@ class Test:
         keys = {k for k, _ in extra}
         wk = [(k, v) for k, v in wk if k not in keys] + extra
         return self.config(name=name, master=master, listen=lst, worker=wk)
+
+    # -- what another uid runs
+    def check_reachable_by_others(self):
+        """Fail unless every user can reach the test's directory."""
+        check(reachable_by_others(self.dir),
+              "%s is not reachable by other users (a directory on its way "
+              "from / is not mode o+x)" % self.dir)
+
+    def staged(self, path, name=None):
+        """A copy of the program path (mode 0755) in the test's directory,
+        which every user can reach: what runs as another uid (a worker's
+        user =, fugue started with other credentials) must not depend on
+        where the checkout lives."""
+        self.check_reachable_by_others()
+        d = self.path("staged")
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        dst = os.path.join(d, name or os.path.basename(path))
+        shutil.copyfile(path, dst)
+        os.chmod(dst, 0o755)
+        return dst
+
+    def stage_for_other_users(self):
+        """From now on run fugue and the test worker from staged copies
+        (self.fugue, self.worker; basic_config's default command)."""
+        require_binaries()
+        if self.fugue == FUGUE:
+            self.fugue = self.staged(FUGUE, "fugue")
+        if self.worker == WORKER:
+            self.worker = self.staged(WORKER, "worker")
+
+    def _check_staged(self, worker):
+        """A [worker] section whose user = is another existing uid must not
+        run a program from the checkout, which that uid may not reach."""
+        user = [v for k, v in worker if k == "user"]
+        cmd = [v for k, v in worker if k == "command"]
+        if not user or not cmd:
+            return
+        try:
+            u = str(user[-1])
+            uid = int(u) if u.isdigit() else pwd.getpwnam(u).pw_uid
+        except KeyError:
+            return                      # refused by fugue: nothing runs
+        if uid == os.geteuid():
+            return
+        try:
+            words = shlex.split(str(cmd[-1]))
+        except ValueError:
+            words = str(cmd[-1]).split()
+        prog = os.path.realpath(words[0]) if words else ""
+        check(not (prog == os.path.realpath(WORKER) or prog.startswith(
+            os.path.realpath(ROOT) + os.sep)),
+            "the worker runs %s as user %s: call t.stage_for_other_users() "
+            "(or t.staged()) so that uid %d can reach it in any checkout"
+            % (prog, u, uid))
 
     # -- fugue
     def start(self, args, env=None, cwd=None, log="fugue.log", name="fugue",
@@ -561,7 +666,7 @@ class Test:
     def run(self, args, timeout=10.0, env=None, cwd=None):
         """Run fugue to completion: (status, stdout, stderr)."""
         require_binaries()
-        p = subprocess.Popen([FUGUE] + list(args), stdin=subprocess.DEVNULL,
+        p = subprocess.Popen([self.fugue] + list(args), stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=env, cwd=cwd or self.dir,
                              preexec_fn=_die_with_runner)

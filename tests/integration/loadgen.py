@@ -512,16 +512,15 @@ def install_file(dest, text, mode):
 
 def start_binary(t, binary, args, **kw):
     """t.start(args), but running the fugue binary at path binary (a copy,
-    or a symlink to one) instead of harness.FUGUE; the process is the
-    test's like any other (cleanup, log checks). harness.Fugue runs
-    harness.FUGUE, so that name points at binary while it starts."""
+    or a symlink to one) instead of t.fugue; the process is the test's like
+    any other (cleanup, log checks)."""
     harness.require_binaries()
-    saved = harness.FUGUE
-    harness.FUGUE = binary
+    saved = t.fugue
+    t.fugue = binary
     try:
         return t.start(args, **kw)
     finally:
-        harness.FUGUE = saved
+        t.fugue = saved
 
 
 def listen_inodes(port):

@@ -8,7 +8,7 @@ import re
 import signal
 import socket
 
-from harness import (WORKER, Skip, check, collect_ids, fail, free_port,
+from harness import (Skip, check, collect_ids, free_port,
                      inherit, needs_root, proc_fds, proc_status_field,
                      set_disposition, sig_mask)
 
@@ -274,9 +274,7 @@ def test_privilege_drop(t):
         pw = pwd.getpwnam("nobody")
     except KeyError:
         raise Skip("no user nobody")
-    # The worker binary must be reachable by nobody.
-    if not os.access(WORKER, os.X_OK):
-        fail("worker missing")
+    t.stage_for_other_users()
     wd = t.path("wd")
     os.mkdir(wd)
     os.chmod(wd, 0o755)
@@ -308,6 +306,7 @@ def test_privilege_drop_with_group(t):
         gr = grp.getgrnam("daemon")
     except KeyError:
         raise Skip("no user nobody or group daemon")
+    t.stage_for_other_users()
     conf = t.basic_config(count=1, worker={"user": "nobody", "group": "daemon"})
     t.start_ready(conf, 1)
     rep = inherit(t.port)

@@ -247,6 +247,7 @@ def _as_nobody(path, data):
 def test_peer_with_other_uid_refused(t):
     # Even with the socket opened to everyone (chmod 0666), a peer that
     # is neither root nor fugue's uid is refused and its command ignored.
+    t.check_reachable_by_others()   # the peer connects to a path in t.dir
     f, conf, sock = _start(t, count=1)
     os.chmod(sock, 0o666)
     out = _as_nobody(sock, b"stop\n")

@@ -54,7 +54,7 @@ class _Fugue(harness.Fugue):
             # after any credential change, which clears it
             harness._die_with_runner()
         self.proc = subprocess.Popen(
-            list(prefix) + [harness.FUGUE] + self.args,
+            list(prefix) + [test.fugue] + self.args,
             stdin=subprocess.DEVNULL, stdout=self.logf,
             stderr=subprocess.STDOUT, env=env, cwd=test.dir, close_fds=True,
             preexec_fn=pre)
@@ -363,6 +363,7 @@ def test_root_workers_as_nobody_cannot_regain_root(t):
         pw = pwd.getpwnam("nobody")
     except KeyError:
         raise Skip("no user nobody")
+    t.stage_for_other_users()
     conf = t.basic_config(count=1, worker={"user": "nobody"})
     f = t.start_ready(conf, 1)
     rep = inherit(t.port)
@@ -425,6 +426,7 @@ class _Account:
 @needs_root("to create a user and run the workers as it")
 @timeout(60)
 def test_root_workers_get_exactly_the_users_groups(t):
+    t.stage_for_other_users()
     acct = _Account()
     try:
         prim, a, b = (acct.gid(g) for g in acct.groups)
@@ -811,6 +813,7 @@ def test_nproc_reached_spawning_backs_off(t):
         if uid is None:
             raise Skip("no unused uid to run fugue as")
         gid = uid
+        t.stage_for_other_users()   # fugue runs as that uid
     else:
         uid, gid = os.getuid(), os.getgid()
     limit = _uid_tasks(uid) + 3    # fugue and two single-threaded workers
