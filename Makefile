@@ -2,6 +2,7 @@
 #   make            build fugue, the example worker and the test worker
 #   make run        install missing build dependencies, build, serve the example on 127.0.0.1:8080
 #   make test       install missing dependencies, build, run every test
+#   make check-layers  fail if the modules of src/ call or include each other in a circle
 #   make bench      run the benchmarks (BENCH_QUICK=1: a 2-minute smoke test)
 #   make fuzz       run the libFuzzer targets (FUZZ_SECONDS each)
 #   make install    PREFIX=/usr/local DESTDIR= MANDIR=$(PREFIX)/share/man
@@ -66,6 +67,9 @@ unit: $(UNIT)
 integration: all
 	python3 tests/integration/run.py
 
+check-layers: $(OBJS) src/main.o
+	python3 tools/check-layers
+
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT)
 	@$(MAKE) --no-print-directory unit integration
@@ -99,5 +103,5 @@ clean:
 # libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=60]; see fuzz/fuzz.mk
 include fuzz/fuzz.mk
 
-.PHONY: all deps deps-test run unit integration test sanitize bench install lint-man clean \
+.PHONY: all deps deps-test run unit integration check-layers test sanitize bench install lint-man clean \
 	fuzz fuzz-build fuzz-seeds fuzz-clean
