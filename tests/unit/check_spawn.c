@@ -641,6 +641,25 @@ reap(pid_t pid)
 	return status;
 }
 
+/* Reap pid within ms, else kill it: its status either way. */
+static int
+reap_within(pid_t pid, long ms)
+{
+	long deadline = now_ms() + ms;
+	int status;
+	pid_t r;
+
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 &&
+	    now_ms() < deadline)
+		poll(NULL, 0, 5);
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		r = waitpid(pid, &status, 0);
+	}
+	ck_assert_int_eq(r, pid);
+	return status;
+}
+
 struct run {
 	pid_t	pid;
 	int	status;
@@ -723,11 +742,14 @@ fd_target(const char *out, int n, char *buf, size_t len)
 	return buf;
 }
 
+/* The masks are read by the shell itself: a grep would see the shell's
+ * own mask while it forks the grep, all blocked. */
 #define SCRIPT_REPORT \
 	"echo \"ids $LISTEN_PID $FUGUE_WORKER_ID $$ $LISTEN_FDS " \
 	"$FUGUE_GENERATION $FUGUE_MASTER_PID\"; " \
 	"echo \"pgrp $(cut -d\" \" -f5 /proc/$$/stat)\"; " \
-	"grep -E \"^Sig(Blk|Ign):\" /proc/$$/status; " \
+	"while read -r k v; do case $k in SigBlk:|SigIgn:) echo \"$k $v\";; " \
+	"esac; done </proc/$$/status; " \
 	"echo \"umask $(umask)\"; echo \"cwd $(pwd)\"; " \
 	"ls -l /proc/$$/fd; echo to-stderr >&2"
 
@@ -785,9 +807,9 @@ START_TEST(spawn_real)
 	ck_assert_msg(strstr(r.out, want) != NULL, "want \"%s\" in: %s", want,
 	    r.out);
 	/* an empty mask, nothing ignored */
-	ck_assert_msg(strstr(r.out, "SigBlk:\t0000000000000000\n") != NULL,
+	ck_assert_msg(strstr(r.out, "SigBlk: 0000000000000000\n") != NULL,
 	    "%s", r.out);
-	ck_assert_msg(strstr(r.out, "SigIgn:\t0000000000000000\n") != NULL,
+	ck_assert_msg(strstr(r.out, "SigIgn: 0000000000000000\n") != NULL,
 	    "%s", r.out);
 	ck_assert_msg(strstr(r.out, "umask 0027\n") != NULL, "%s", r.out);
 	snprintf(want, sizeof(want), "cwd %s\n", dir);
@@ -869,6 +891,64 @@ START_TEST(spawn_exit_status)
 	ck_assert_uint_eq(r.nreport, 0);
 	ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGTERM,
 	    "status %#x", r.status);
+	spawn_plan_free(&p);
+	close(devnull);
+}
+END_TEST
+
+static volatile sig_atomic_t caught;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	caught = 1;
+}
+
+/*
+ * A stop signal sent as soon as spawn_worker returns, often before the
+ * child's exec, while the parent catches it (the master's libev does): it
+ * must not run the parent's handler in the child and be lost, but end the
+ * child as it would the command. The parent's own mask is left as it was.
+ */
+START_TEST(spawn_signal_before_exec)
+{
+	struct spawn_plan p;
+	struct sigaction sa, oldterm;
+	sigset_t before, after;
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), lost = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	ck_assert_int_eq(sigaction(SIGTERM, &sa, &oldterm), 0);
+	set("worker", "command", "/bin/sleep 30");
+	build(&p, fake_environ, NULL, 0, "", 1, getpid(), NULL);
+	p.devnull = devnull;
+	for (int i = 0; i < 20; i++) {
+		int o[2], execfd, status;
+		char buf[64];
+		pid_t pid;
+
+		ck_assert_int_eq(pipe2(o, O_CLOEXEC), 0);
+		sigprocmask(SIG_SETMASK, NULL, &before);
+		pid = spawn_worker(&p, 0, o[1], o[1], &execfd);
+		sigprocmask(SIG_SETMASK, NULL, &after);
+		ck_assert_msg(pid > 0, "spawn_worker: %s", strerror(errno));
+		kill(pid, SIGTERM);
+		for (int sig = 1; sig < NSIG; sig++)
+			ck_assert_int_eq(sigismember(&before, sig),
+			    sigismember(&after, sig));
+		close(o[0]);
+		close(o[1]);
+		read_all(execfd, buf, sizeof(buf));
+		close(execfd);
+		/* Ended by the TERM, or lost it and sleeps: killed. */
+		status = reap_within(pid, 2000);
+		lost += !(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+	}
+	ck_assert_msg(lost == 0, "%d of 20 children lost their TERM", lost);
+	ck_assert_int_eq(caught, 0);
+	sigaction(SIGTERM, &oldterm, NULL);
 	spawn_plan_free(&p);
 	close(devnull);
 }
@@ -1007,6 +1087,7 @@ spawn_suite(void)
 	tcase_add_test(tc, spawn_real);
 	tcase_add_test(tc, spawn_slots);
 	tcase_add_test(tc, spawn_exit_status);
+	tcase_add_test(tc, spawn_signal_before_exec);
 	tcase_add_test(tc, spawn_exec_fails);
 	tcase_add_test(tc, spawn_chdir_fails);
 	tcase_add_test(tc, spawn_orphaned);
