@@ -273,8 +273,7 @@ worker_spawn(struct master *m, struct worker *w)
 	} else if ((lp = logpipe_open(&m->sink, w->slot, &wfd)) == NULL)
 		e = errno;
 	else {
-		what = "fork";
-		pid = spawn_worker(&g->plan, w->slot, wfd, wfd, &execfd);
+		pid = spawn_worker(&g->plan, w->slot, wfd, wfd, &execfd, &what);
 		e = errno;
 		close(wfd);
 		if (pid == -1)

@@ -325,7 +325,7 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 
 pid_t
 spawn_worker(struct spawn_plan *p, unsigned slot, int out_fd, int err_fd,
-    int *execfd)
+    int *execfd, const char **step)
 {
 	sigset_t all, old;
 	int pfd[2], e;
@@ -333,8 +333,10 @@ spawn_worker(struct spawn_plan *p, unsigned slot, int out_fd, int err_fd,
 
 	strcpy(p->env_slot, "FUGUE_WORKER_ID=");
 	put_decimal(p->env_slot + sizeof("FUGUE_WORKER_ID=") - 1, slot);
+	*step = "pipe";
 	if (pipe2(pfd, O_CLOEXEC) == -1)
 		return -1;
+	*step = "fork";
 	/* The child starts with every signal blocked; see child_exec. */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
