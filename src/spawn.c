@@ -244,6 +244,11 @@ child_reset_signals(void)
 	struct sigaction sa;
 	sigset_t set;
 
+	/* Every signal is blocked from before the fork (spawn_worker): one
+	 * sent now stays pending instead of running the master's handler
+	 * here, where it would be lost. Default dispositions while it is
+	 * held, an empty mask just before exec: it then acts as it would
+	 * on any program (and ignored ones do not survive exec). */
 	sigfillset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	memset(&sa, 0, sizeof(sa));
@@ -333,26 +338,32 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 
 pid_t
 spawn_worker(struct spawn_plan *p, unsigned slot, int out_fd, int err_fd,
-    int *execfd)
+    int *execfd, const char **step)
 {
-	int pfd[2];
+	sigset_t all, old;
+	int pfd[2], e;
 	pid_t pid;
 
 	strcpy(p->env_slot, "FUGUE_WORKER_ID=");
 	put_decimal(p->env_slot + sizeof("FUGUE_WORKER_ID=") - 1, slot);
+	*step = "pipe";
 	if (pipe2(pfd, O_CLOEXEC) == -1)
 		return -1;
+	*step = "fork";
+	/* The child starts with every signal blocked; see child_exec. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
 	pid = fork();
+	if (pid == 0)
+		child_exec(p, out_fd, err_fd, pfd[1]);
+	e = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
-		int e = errno;
-
 		close(pfd[0]);
 		close(pfd[1]);
 		errno = e;
 		return -1;
 	}
-	if (pid == 0)
-		child_exec(p, out_fd, err_fd, pfd[1]);
 	close(pfd[1]);
 	setpgid(pid, pid);	/* also here: no race with a kill(-pid) */
 	*execfd = pfd[0];

@@ -72,10 +72,12 @@ int	spawn_resolve(const char *cmd, const char *pathvar, char **out);
  * Fork one worker for slot with stdout/stderr on out_fd (out_fd and err_fd
  * may be the same). Returns its pid with *execfd the read end of the
  * exec-error pipe (EOF: exec succeeded; a struct spawn_report: it failed),
- * or -1 with errno when fork or pipe failed.
+ * or -1 with errno and *step naming what failed ("pipe", "fork"). A signal
+ * sent to the child before its exec is held until its dispositions are the
+ * defaults, never lost.
  */
 pid_t	spawn_worker(struct spawn_plan *p, unsigned slot, int out_fd,
-	    int err_fd, int *execfd);
+	    int err_fd, int *execfd, const char **step);
 
 /*
  * A helper process (the upgrade's check and trial run): path with argv and

@@ -175,8 +175,7 @@ spawn(struct supervisor *sv, struct worker *w)
 	} else if ((lp = logpipe_open(sv->sink, w->slot, &wfd)) == NULL)
 		e = errno;
 	else {
-		what = "fork";
-		pid = spawn_worker(&g->plan, w->slot, wfd, wfd, &execfd);
+		pid = spawn_worker(&g->plan, w->slot, wfd, wfd, &execfd, &what);
 		e = errno;
 		close(wfd);
 		if (pid == -1)

@@ -2,6 +2,7 @@
  * command is found, the plan of a generation (argv and the exact
  * environment of the worker contract, fugue(8)), and real spawns: the worker's fds, pid,
  * slot, signals, and failures reported through the exec-error pipe. */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -641,6 +642,25 @@ reap(pid_t pid)
 	return status;
 }
 
+/* Reap pid within ms, else kill it: its status either way. */
+static int
+reap_within(pid_t pid, long ms)
+{
+	long deadline = now_ms() + ms;
+	int status;
+	pid_t r;
+
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 &&
+	    now_ms() < deadline)
+		poll(NULL, 0, 5);
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		r = waitpid(pid, &status, 0);
+	}
+	ck_assert_int_eq(r, pid);
+	return status;
+}
+
 struct run {
 	pid_t	pid;
 	int	status;
@@ -652,13 +672,14 @@ struct run {
 static void
 run(struct spawn_plan *p, unsigned slot, struct run *r)
 {
+	const char *step = NULL;
 	char buf[64];
 	int o[2], execfd = -1;
 
 	memset(r, 0, sizeof(*r));
 	ck_assert_int_eq(pipe2(o, O_CLOEXEC), 0);
-	r->pid = spawn_worker(p, slot, o[1], o[1], &execfd);
-	ck_assert_msg(r->pid > 0, "spawn_worker: %s", strerror(errno));
+	r->pid = spawn_worker(p, slot, o[1], o[1], &execfd, &step);
+	ck_assert_msg(r->pid > 0, "spawn_worker: %s: %s", step, strerror(errno));
 	close(o[1]);
 	ck_assert_int_ge(execfd, 0);
 	ck_assert(fcntl(execfd, F_GETFD) & FD_CLOEXEC);
@@ -892,6 +913,66 @@ START_TEST(spawn_exit_status)
 }
 END_TEST
 
+static volatile sig_atomic_t caught;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	caught = 1;
+}
+
+/*
+ * A stop signal sent as soon as spawn_worker returns, often before the
+ * child's exec, while the parent catches it (the master's libev does): it
+ * must not run the parent's handler in the child and be lost, but end the
+ * child as it would the command. The parent's own mask is left as it was.
+ */
+START_TEST(spawn_signal_before_exec)
+{
+	struct spawn_plan p;
+	struct sigaction sa, oldterm;
+	sigset_t before, after;
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), lost = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	ck_assert_int_eq(sigaction(SIGTERM, &sa, &oldterm), 0);
+	set("worker", "command", "/bin/sleep 30");
+	build(&p, fake_environ, NULL, 0, "", 1, getpid(), NULL);
+	p.devnull = devnull;
+	for (int i = 0; i < 20; i++) {
+		int o[2], execfd, status;
+		const char *step;
+		char buf[64];
+		pid_t pid;
+
+		ck_assert_int_eq(pipe2(o, O_CLOEXEC), 0);
+		sigprocmask(SIG_SETMASK, NULL, &before);
+		pid = spawn_worker(&p, 0, o[1], o[1], &execfd, &step);
+		sigprocmask(SIG_SETMASK, NULL, &after);
+		ck_assert_msg(pid > 0, "spawn_worker: %s: %s", step,
+		    strerror(errno));
+		kill(pid, SIGTERM);
+		for (int sig = 1; sig < NSIG; sig++)
+			ck_assert_int_eq(sigismember(&before, sig),
+			    sigismember(&after, sig));
+		close(o[0]);
+		close(o[1]);
+		read_all(execfd, buf, sizeof(buf));
+		close(execfd);
+		/* Ended by the TERM, or lost it and sleeps: killed. */
+		status = reap_within(pid, 2000);
+		lost += !(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+	}
+	ck_assert_msg(lost == 0, "%d of 20 children lost their TERM", lost);
+	ck_assert_int_eq(caught, 0);
+	sigaction(SIGTERM, &oldterm, NULL);
+	spawn_plan_free(&p);
+	close(devnull);
+}
+END_TEST
+
 static void
 expect_failure(struct spawn_plan *p, int stage, int err)
 {
@@ -963,6 +1044,35 @@ START_TEST(spawn_orphaned)
 }
 END_TEST
 
+/* Out of fds for the exec-error pipe: the step named is the pipe. */
+START_TEST(spawn_out_of_fds)
+{
+	struct spawn_plan p;
+	struct rlimit rl, low;
+	const char *step = NULL;
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), execfd, lowest;
+
+	sh_plan(&p, "echo ran", NULL, 0, devnull);
+	/* Every fd below the lowest free one is open: a limit there leaves
+	 * none. */
+	lowest = fcntl(0, F_DUPFD_CLOEXEC, 0);
+	ck_assert_int_ge(lowest, 0);
+	close(lowest);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	low = rl;
+	low.rlim_cur = (rlim_t)lowest;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	errno = 0;
+	ck_assert_int_eq(spawn_worker(&p, 0, devnull, devnull, &execfd, &step),
+	    -1);
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_str_eq(step, "pipe");
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	spawn_plan_free(&p);
+	close(devnull);
+}
+END_TEST
+
 /* A bad fd to pass is reported, not a crash. */
 START_TEST(spawn_bad_fd)
 {
@@ -1025,10 +1135,12 @@ spawn_suite(void)
 	tcase_add_test(tc, spawn_real);
 	tcase_add_test(tc, spawn_slots);
 	tcase_add_test(tc, spawn_exit_status);
+	tcase_add_test(tc, spawn_signal_before_exec);
 	tcase_add_test(tc, spawn_exec_fails);
 	tcase_add_test(tc, spawn_chdir_fails);
 	tcase_add_test(tc, spawn_orphaned);
 	tcase_add_test(tc, spawn_bad_fd);
+	tcase_add_test(tc, spawn_out_of_fds);
 	suite_add_tcase(s, tc);
 	return s;
 }
