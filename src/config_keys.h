@@ -6,7 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+struct config;
+struct errlist;
 
 #define CONFIG_FILE_MAX	(1024 * 1024)	/* a larger file is refused (66) */
 

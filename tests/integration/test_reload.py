@@ -413,3 +413,52 @@ def test_reload_reapplies_command_line_overrides(t):
     check(rc == 0 and out.startswith("ok: generation 3 serving 3 workers"),
           "fugue upgrade: %d %r %r" % (rc, out, err))
     wait_generation(f, 3, 3)
+
+
+_SIGNAL_RECORDER = r'''
+import os, signal, sys
+out = sys.argv[1]
+def stop(sig, frame):
+    with open(out, "a") as f:
+        f.write("%d %s\n" % (os.getpid(), signal.Signals(sig).name))
+    os._exit(0)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGQUIT):
+    signal.signal(s, stop)
+while True:
+    signal.pause()
+'''
+
+
+@timeout(30)
+def test_old_workers_stop_with_their_own_stop_signal(t):
+    # A reload that changes stop_signal: the old generation's workers are
+    # stopped with the signal their own configuration named (USR1), the
+    # new ones with the new one (INT), at the stop that follows.
+    script = t.path("record.py")
+    got = t.path("signals")
+    with open(script, "w") as fh:
+        fh.write(_SIGNAL_RECORDER)
+    cmd = "python3 %s %s" % (script, got)
+    conf = _conf(t, count=2, command=cmd, ready="300ms",
+                 worker={"stop_signal": "USR1"})
+    f = t.start_ready(conf, 2)
+    old = wait_generation(f, 1, 2)
+    _rewrite(t, conf, count=2, command=cmd, ready="300ms",
+             worker={"stop_signal": "INT"})
+    f.signal(signal.SIGHUP)
+    f.wait_log(reload_done_re(f, 2), 15)
+    new = wait_generation(f, 2, 2)
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue did not stop cleanly")
+
+    def lines():
+        with open(got) as fh:
+            return dict(line.split() for line in fh if line.strip())
+    seen = {int(p): s for p, s in lines().items()}
+    for pid in old:
+        check(seen.get(pid) == "SIGUSR1", "old worker %d got %s, want "
+              "SIGUSR1 (its own generation's stop_signal)"
+              % (pid, seen.get(pid)))
+    for pid in new:
+        check(seen.get(pid) == "SIGINT", "new worker %d got %s, want SIGINT"
+              % (pid, seen.get(pid)))
