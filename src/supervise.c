@@ -120,9 +120,10 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (c->ready_notify && (w->state == W_STARTING ||
 	    w->state == W_READY)) {
 		enum worker_state was = w->state;
+		double pinged = w->pinged;
 
 		sv_notify_read(sv, w->g);
-		if (w->state != was || ev_is_active(&w->timer))
+		if (w->state != was || w->pinged != pinged)
 			return;		/* it became ready, or it pinged */
 	}
 	switch (w->state) {
