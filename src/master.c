@@ -471,6 +471,13 @@ watch_signals(struct master *m)
 			continue;	/* libev's own */
 		ev_signal_init(&m->sigs[i], signal_cb, handled_signals[i]);
 		m->sigs[i].data = m;
+		/* Signals read together are taken in the order they are most
+		 * likely sent (a reload, then a stop; TTIN, then TTOU): libev
+		 * runs the pending watchers of one priority last first. */
+		if (handled_signals[i] == SIGHUP || handled_signals[i] ==
+		    SIGUSR2 || handled_signals[i] == SIGUSR1 ||
+		    handled_signals[i] == SIGTTIN)
+			ev_set_priority(&m->sigs[i], 1);
 		ev_signal_start(m->loop, &m->sigs[i]);
 	}
 	/* The handled ones are libev's to block or not (a signalfd wants
