@@ -87,7 +87,7 @@ listen_unix(struct listener *l, const struct address *a, int backlog,
 	} else
 		unlink(tmp.sun_path);
 
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1)
 		return open_error(err, len, a, errno);
 	mode_t old = umask(mode >= 0 ? 0777 : 0);
@@ -132,7 +132,7 @@ listen_open(struct listener *l, const struct address *a, int backlog,
 	if (a->family == AF_UNIX)
 		return listen_unix(l, a, backlog, mode, uid, gid, err, len);
 
-	fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1)
 		return open_error(err, len, a, errno);
 	/* SO_REUSEADDR lets a restarted fugue bind past TIME_WAIT. Never

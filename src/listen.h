@@ -15,7 +15,8 @@ struct listener {
 };
 
 /*
- * Bind and listen on a, close-on-exec and blocking. UNIX sockets: a stale
+ * Bind and listen on a, close-on-exec and non-blocking (what every worker
+ * gets; spawn sets it again for each one). UNIX sockets: a stale
  * socket file (nobody answers) is replaced, anything else is refused; the
  * socket is bound under a temporary name, given socket_mode and
  * socket_owner, then renamed into place. Returns 0, or an exit code (75 in

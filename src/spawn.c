@@ -235,6 +235,14 @@ child_fail(int fd, int stage)
 	_exit(127);
 }
 
+static int
+set_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl == -1 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 /* In a child: every signal blocked, then default dispositions; the mask
  * is emptied just before exec. libev's blocked and ignored signals would
  * otherwise survive exec. Async-signal-safe. */
@@ -294,6 +302,12 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 			child_fail(errpipe, SP_FDS);
 	for (i = 0; i < n; i++)
 		if (dup2(src[i], i) == -1)
+			child_fail(errpipe, SP_FDS);
+	/* The listeners' O_NONBLOCK is shared by every worker, and any of
+	 * them may have cleared it: each one starts non-blocking, as
+	 * fugue(8) promises. */
+	for (i = 3; i < n; i++)
+		if (set_nonblocking(i) == -1)
 			child_fail(errpipe, SP_FDS);
 	/* Anything fugue itself inherited without close-on-exec. */
 	syscall(SYS_close_range, n, ~0U, CLOSE_RANGE_CLOEXEC);

@@ -41,8 +41,9 @@
  *
  * Threads: main waits for signals (blocked everywhere, taken with
  * sigtimedwait) and sends notifications; one acceptor thread per listener
- * (blocking accept: the listeners are shared and never modified, and a
- * thread signal interrupts accept at drain); one thread per connection.
+ * (accept, and poll on EAGAIN: the listeners are shared and non-blocking,
+ * and another worker may take a connection first; a thread signal
+ * interrupts either at drain); one thread per connection.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -749,7 +750,7 @@ static void *acceptor(void *arg)
 			continue;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			/* someone made the shared listener non-blocking */
+			/* another worker took it first */
 			struct pollfd p = { .fd = lfd, .events = POLLIN };
 
 			poll(&p, 1, -1);	/* EINTR at drain */

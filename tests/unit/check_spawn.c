@@ -797,6 +797,8 @@ START_TEST(spawn_real)
 	set("worker", "working_dir", dir);
 	set("worker", "umask", "0027");
 	sh_plan(&p, SCRIPT_REPORT, fds, 3, devnull);
+	for (int i = 0; i < 3; i++)
+		ck_assert(!(fcntl(fds[i], F_GETFL) & O_NONBLOCK));
 	run(&p, 5, &r);
 
 	ck_assert_msg(r.nreport == 0, "exec failed: stage %d: %s",
@@ -834,6 +836,10 @@ START_TEST(spawn_real)
 	for (const char *q = r.out; (q = strstr(q, " -> ")) != NULL; q++)
 		nopen++;
 	ck_assert_msg(nopen == 6, "%d fds open: %s", nopen, r.out);
+	/* handed over non-blocking: the flag is the one the parent sees */
+	for (int i = 0; i < 3; i++)
+		ck_assert_msg(fcntl(fds[i], F_GETFL) & O_NONBLOCK,
+		    "listener %d left blocking", i);
 	/* the parent's copy of LISTEN_PID= is untouched */
 	ck_assert_str_eq(p.env_pid, "LISTEN_PID=");
 	spawn_plan_free(&p);
