@@ -14,26 +14,19 @@
 
 #include "client.h"
 #include "pidfile.h"
+#include "util.h"
 
-/* sig to the master named in pid_file (its pid in *pid): 0, or an exit
- * code after a line on stderr. */
+/* sig to the master holding pid_file's lock (its pid in *pid): 0, or an
+ * exit code after a line on stderr. */
 static int
 signal_master(const struct config *c, int sig, pid_t *pidp)
 {
 	char err[512];
-	pid_t pid;
+	int r;
 
-	if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
+	if ((r = pidfile_signal(c->pid_file, sig, pidp, err, sizeof(err))) != 0)
 		fprintf(stderr, "fugue: %s\n", err);
-		return EX_UNAVAIL_;
-	}
-	if (kill(pid, sig) == -1) {
-		fprintf(stderr, "fugue: signal %s to pid %ld: %s\n",
-		    signal_name(sig), (long)pid, strerror(errno));
-		return EX_UNAVAIL_;
-	}
-	*pidp = pid;
-	return 0;
+	return r;
 }
 
 int

@@ -203,6 +203,9 @@ run_upgraded(struct args *a, char **argv, char *self, int state_fd)
 	m.adopt = st;
 	if ((r = master_open_logs(&m, err, sizeof(err))) != 0)
 		log_error("upgrade: %s", err);
+	if (m.cur.cfg.pid_file && pidfile_adopt(m.cur.cfg.pid_file, &st->pid_fd,
+	    err, sizeof(err)) != 0)
+		log_warnx("upgrade: keeping the old image's lock: %s", err);
 	r = master_run(&m);
 	if (m.pid_fd != -1)
 		pidfile_remove(m.cur.cfg.pid_file, m.pid_fd, m.pid);
@@ -412,7 +415,7 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		goto out_master;
 	}
-	if (m.pid_fd != -1 && pidfile_write(m.pid_fd, m.pid) == -1) {
+	if (m.pid_fd != -1 && pidfile_write(m.cur.cfg.pid_file, m.pid) == -1) {
 		log_warn("pid file %s", m.cur.cfg.pid_file);
 		r = EX_CANTCREAT_;
 		goto out_master;

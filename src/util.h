@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #define EX_USAGE_	64	/* bad command line */
+#define EX_DATAERR_	65	/* a pid file its lock does not vouch for */
 #define EX_NOINPUT_	66	/* config file missing or unreadable */
 #define EX_UNAVAIL_	69	/* workers cannot start */
 #define EX_OSERR_	71	/* fork, bind (other than in use) ... */
