@@ -14,6 +14,7 @@
 #define EX_CANTCREAT_	73	/* cannot create pid or socket file */
 #define EX_TEMPFAIL_	75	/* address in use, already running */
 #define EX_CONFIG_	78	/* invalid configuration */
+#define EX_TIMEOUT_	124	/* a client's wait passed its bound, as timeout(1) */
 
 /* Seconds on the monotonic clock: ages and uptimes survive clock steps. */
 double	 mono_now(void);
