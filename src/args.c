@@ -15,10 +15,11 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: fugue -c FILE [-t | -d | -s SIGNAL]\n"
+	    "usage: fugue -c FILE [-t | -d | -s SIGNAL] [-w DURATION]\n"
 	    "       fugue [--listen ADDR ...] [--workers N] [--KEY VALUE ...] "
 	    "-- COMMAND [ARG ...]\n"
-	    "       fugue -c FILE status [--json] | reload | upgrade\n"
+	    "       fugue -c FILE [-w DURATION] status [--json] | reload | "
+	    "upgrade\n"
 	    "       fugue -V | -h\n"
 	    "\n"
 	    "  -c FILE     configuration file (see fugue.conf(5))\n"
@@ -28,6 +29,9 @@ usage(FILE *f)
 	    "              quit stop reload upgrade reopen incr decr\n"
 	    "  status      the workers of the running master (control_socket)\n"
 	    "  reload, upgrade  through control_socket, waiting for the outcome\n"
+	    "  -w DURATION, --timeout DURATION\n"
+	    "              how long status, reload, upgrade, -s and -d wait "
+	    "(124 after)\n"
 	    "  -V          print the version\n"
 	    "  -h          this help\n"
 	    "  --KEY VALUE set any configuration key (--kill-timeout 10s);\n"
@@ -44,9 +48,55 @@ args_usage_error(const char *fmt, const char *arg)
 	return EX_USAGE_;
 }
 
+/* -w, --timeout: a duration above 0, or a usage error. */
+static int
+parse_timeout(const char *opt, const char *value, struct args *a)
+{
+	char *msg;
+	int r;
+
+	if (parse_duration(value, &a->timeout_ms) == 0 && a->timeout_ms > 0)
+		return 0;
+	msg = xprintf("option %s: expected a duration above 0 (500ms, 30s, "
+	    "2m), got \"%s\"", opt, value);
+	r = args_usage_error("%s", msg);
+	free(msg);
+	return r;
+}
+
+/* What -w bounds must be there. */
+static int
+check_timeout(const struct args *a)
+{
+	if (a->timeout_ms == 0 || a->signal || a->action || a->daemonize)
+		return 0;
+	return args_usage_error("%s", "option -w/--timeout: nothing waits (it "
+	    "bounds status, reload, upgrade, -s and -d)");
+}
+
+/* --timeout DURATION or --timeout=DURATION at argv[*i]: 1 if it is that
+ * (and *r the result), 0 if not. */
+static int
+long_timeout(int argc, char **argv, int *i, struct args *a, int *r)
+{
+	const char *arg = argv[*i];
+
+	if (strncmp(arg, "--timeout", 9) != 0 || (arg[9] && arg[9] != '='))
+		return 0;
+	if (arg[9] == '=')
+		*r = parse_timeout("--timeout", arg + 10, a);
+	else if (*i + 1 < argc)
+		*r = parse_timeout("--timeout", argv[++*i], a);
+	else
+		*r = args_usage_error("option %s needs a value", "--timeout");
+	return 1;
+}
+
 int
 args_parse(int argc, char **argv, struct args *a)
 {
+	int r;
+
 	for (int i = 1; i < argc; i++) {
 		char *arg = argv[i];
 
@@ -56,7 +106,7 @@ args_parse(int argc, char **argv, struct args *a)
 			if (a->ncommand == 0)
 				return args_usage_error("%s: no command after it",
 				    "--");
-			return 0;
+			return check_timeout(a);
 		}
 		if (strcmp(arg, "--help") == 0) {
 			usage(stdout);
@@ -69,6 +119,11 @@ args_parse(int argc, char **argv, struct args *a)
 		if (strcmp(arg, "--version") == 0) {
 			printf("fugue %s\n", FUGUE_VERSION);
 			exit(0);
+		}
+		if (long_timeout(argc, argv, &i, a, &r)) {
+			if (r != 0)
+				return r;
+			continue;
 		}
 		if (strncmp(arg, "--", 2) == 0) {
 			char *eq = strchr(arg, '=');
@@ -134,13 +189,14 @@ args_parse(int argc, char **argv, struct args *a)
 				exit(0);
 			case 'c':
 			case 's':
+			case 'w':
 				break;
 			default: {
 				char opt[3] = { '-', *p, '\0' };
 				return args_usage_error("unknown option %s", opt);
 			}
 			}
-			/* -c FILE, -cFILE, -s SIGNAL */
+			/* -c FILE, -cFILE, -s SIGNAL, -w DURATION */
 			const char *v = p[1] ? p + 1 : (i + 1 < argc ?
 			    argv[++i] : NULL);
 			if (v == NULL) {
@@ -150,12 +206,14 @@ args_parse(int argc, char **argv, struct args *a)
 			}
 			if (*p == 'c')
 				a->config = v;
-			else
+			else if (*p == 's')
 				a->signal = v;
+			else if ((r = parse_timeout("-w", v, a)) != 0)
+				return r;
 			break;
 		}
 	}
-	return 0;
+	return check_timeout(a);
 }
 
 void

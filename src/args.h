@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct override {
 	const char	*section;
@@ -20,6 +21,7 @@ struct args {
 	const char	*signal;
 	const char	*action;	/* status, reload, upgrade */
 	bool		 json;
+	int64_t		 timeout_ms;	/* -w, --timeout; 0: the default */
 	char	       **command;	/* after "--" */
 	int		 ncommand;
 	struct override	*ov;

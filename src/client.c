@@ -1,49 +1,103 @@
 /*
  * The client side of fugue: -s through the pid file (fire and forget), and
  * status, reload and upgrade through the control socket, which answers
- * once the outcome is known.
+ * once the outcome is known. Every wait has a bound (client_deadline).
  */
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "client.h"
 #include "pidfile.h"
+#include "util.h"
 
-/* sig to the master named in pid_file (its pid in *pid): 0, or an exit
- * code after a line on stderr. */
+/* What the SIGALRM of client_deadline writes: formatted beforehand, since
+ * a signal handler may only write(2). */
+static char	deadline_line[600];
+static size_t	deadline_len;
+
+static void
+deadline_passed(int sig)
+{
+	ssize_t n;
+
+	(void)sig;
+	n = write(2, deadline_line, deadline_len);
+	(void)n;
+	_exit(EX_TIMEOUT_);
+}
+
+void
+client_deadline(int64_t ms, const char *fmt, ...)
+{
+	struct sigaction sa;
+	struct itimerval it;
+	sigset_t alrm;
+	size_t room = sizeof(deadline_line) - 8;	/* "fugue: ", '\n' */
+	va_list ap;
+	int n;
+
+	memcpy(deadline_line, "fugue: ", 7);
+	va_start(ap, fmt);
+	n = vsnprintf(deadline_line + 7, room, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	deadline_len = 7 + ((size_t)n < room ? (size_t)n : room - 1);
+	deadline_line[deadline_len++] = '\n';
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = deadline_passed;
+	sigfillset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+	memset(&it, 0, sizeof(it));
+	it.it_value.tv_sec = ms / 1000;
+	it.it_value.tv_usec = (ms % 1000) * 1000;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+int64_t
+client_default_timeout(const struct config *c, const char *action,
+    bool daemonize)
+{
+	if (daemonize)
+		return c->ready_timeout_ms + 30 * 1000;
+	if (action == NULL || strcmp(action, "status") == 0)
+		return 10 * 1000;
+	return 2 * c->ready_timeout_ms + 30 * 1000;
+}
+
+/* sig to the master holding pid_file's lock (its pid in *pid): 0, or an
+ * exit code after a line on stderr. */
 static int
 signal_master(const struct config *c, int sig, pid_t *pidp)
 {
 	char err[512];
-	pid_t pid;
+	int r;
 
-	if ((pid = pidfile_read(c->pid_file, err, sizeof(err))) <= 0) {
+	if ((r = pidfile_signal(c->pid_file, sig, pidp, err, sizeof(err))) != 0)
 		fprintf(stderr, "fugue: %s\n", err);
-		return EX_UNAVAIL_;
-	}
-	if (kill(pid, sig) == -1) {
-		fprintf(stderr, "fugue: signal %s to pid %ld: %s\n",
-		    signal_name(sig), (long)pid, strerror(errno));
-		return EX_UNAVAIL_;
-	}
-	*pidp = pid;
-	return 0;
+	return r;
 }
 
 int
-client_signal(const struct config *c, const char *name)
+client_signal(const struct config *c, const char *name, int64_t timeout_ms)
 {
 	static const struct { const char *name; int sig; } table[] = {
 		{ "quit", SIGQUIT }, { "stop", SIGINT }, { "reload", SIGHUP },
 		{ "upgrade", SIGUSR2 }, { "reopen", SIGUSR1 },
 		{ "incr", SIGTTIN }, { "decr", SIGTTOU },
 	};
+	char d[32];
 	pid_t pid;
 
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -54,6 +108,9 @@ client_signal(const struct config *c, const char *name)
 			    "the configuration\n");
 			return EX_CONFIG_;
 		}
+		format_duration(timeout_ms, d, sizeof(d));
+		client_deadline(timeout_ms, "-s %s: not done within %s (-w to "
+		    "wait longer)", name, d);
 		return signal_master(c, table[i].sig, &pid);
 	}
 	fprintf(stderr, "fugue: -s %s: expected quit, stop, reload, upgrade, "
@@ -61,13 +118,34 @@ client_signal(const struct config *c, const char *name)
 	return EX_USAGE_;
 }
 
+/* The bound of an action, and what its end says. */
+static void
+action_deadline(const struct config *c, const char *action, int64_t ms)
+{
+	char d[32];
+
+	format_duration(ms, d, sizeof(d));
+	if (c->control_socket == NULL)
+		client_deadline(ms, "%s: not done within %s (-w to wait "
+		    "longer)", action, d);
+	else if (strcmp(action, "status") == 0)
+		client_deadline(ms, "status: no answer from %s within %s "
+		    "(-w to wait longer)", c->control_socket, d);
+	else
+		client_deadline(ms, "%s: no outcome from %s within %s; the "
+		    "master may still carry it out (-w to wait longer)", action,
+		    c->control_socket, d);
+}
+
 /* status, reload, upgrade: through the control socket, else signals. */
 int
-client_action(const struct config *c, const char *action, bool json)
+client_action(const struct config *c, const char *action, bool json,
+    int64_t timeout_ms)
 {
 	int sig = action[0] == 'r' ? SIGHUP : SIGUSR2, r;
 	pid_t pid;
 
+	action_deadline(c, action, timeout_ms);
 	if (c->control_socket)
 		return control_request(c->control_socket,
 		    strcmp(action, "status") == 0 && json ?

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,16 @@
 #include "pidfile.h"
 #include "spawn.h"
 #include "upgrade.h"
+
+/* The signal mask fugue was started with: main holds the master's signals
+ * at once; the clients and the -d launcher give them back. */
+static sigset_t caller_mask;
+
+static void
+release_signals(void)
+{
+	sigprocmask(SIG_SETMASK, &caller_mask, NULL);
+}
 
 static void
 print_errors(struct errlist *e)
@@ -203,6 +214,10 @@ run_upgraded(struct args *a, char **argv, char *self, int state_fd)
 	m.adopt = st;
 	if ((r = master_open_logs(&m, err, sizeof(err))) != 0)
 		log_error("upgrade: %s", err);
+	if (m.serving->cfg.pid_file &&
+	    pidfile_adopt(m.serving->cfg.pid_file, &st->pid_fd,
+	    err, sizeof(err)) != 0)
+		log_warnx("upgrade: keeping the old image's lock: %s", err);
 	r = master_run(&m);
 	if (m.pid_fd != -1 && m.serving)
 		pidfile_remove(m.serving->cfg.pid_file, m.pid_fd, m.pid);
@@ -216,17 +231,40 @@ run_upgraded(struct args *a, char **argv, char *self, int state_fd)
 
 
 /*
- * -d: the launching process waits until the daemon reports its first
- * generation ready on a pipe, and exits 0; if the daemon exits first, with
- * its status. The daemon goes on in a new session. Returns the report fd in
- * the daemon, or exits.
+ * -d, in the launching process: wait until the daemon reports its first
+ * generation ready on fd, then exit 0; if the daemon exits first, with its
+ * status; after timeout_ms, with 124 (the daemon goes on).
+ */
+static void __attribute__((noreturn))
+launcher_wait(pid_t pid, int fd, int64_t timeout_ms)
+{
+	char buf[16], d[32];
+	ssize_t n;
+	int status;
+
+	release_signals();
+	format_duration(timeout_ms, d, sizeof(d));
+	client_deadline(timeout_ms, "-d: the daemon (pid %ld) was not ready "
+	    "within %s; it goes on starting (-w to wait longer)", (long)pid, d);
+	do
+		n = read(fd, buf, sizeof(buf));
+	while (n == -1 && errno == EINTR);
+	if (n > 0 && memcmp(buf, "ready", 5) == 0)
+		exit(0);
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : EX_UNAVAIL_);
+	fprintf(stderr, "fugue: -d: the daemon died before it was ready\n");
+	exit(EX_UNAVAIL_);
+}
+
+/*
+ * -d: the daemon goes on in a new session, and reports to the launching
+ * process (launcher_wait) on a pipe. Returns the report fd in the daemon.
  */
 static int
-daemonize(void)
+daemonize(int64_t timeout_ms)
 {
-	int p[2], status;
-	char buf[16];
-	ssize_t n;
+	int p[2];
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
@@ -239,15 +277,18 @@ daemonize(void)
 		return p[1];
 	}
 	close(p[1]);
-	do
-		n = read(p[0], buf, sizeof(buf));
-	while (n == -1 && errno == EINTR);
-	if (n > 0 && memcmp(buf, "ready", 5) == 0)
-		exit(0);
-	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
-		exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : EX_UNAVAIL_);
-	fprintf(stderr, "fugue: -d: the daemon died before it was ready\n");
-	exit(EX_UNAVAIL_);
+	launcher_wait(pid, p[0], timeout_ms);
+}
+
+/* -w, or how long this kind of client waits by default. */
+static int64_t
+client_timeout(const struct args *a, const struct config *c)
+{
+	if (a->timeout_ms)
+		return a->timeout_ms;
+	if (a->signal)
+		return client_default_timeout(c, NULL, false);
+	return client_default_timeout(c, a->action, a->daemonize);
 }
 
 /*
@@ -326,6 +367,7 @@ main(int argc, char **argv)
 	long long nofile;
 
 	/* Held, never fatal, until the master's watchers are in place. */
+	sigprocmask(SIG_BLOCK, NULL, &caller_mask);
 	master_hold_signals();
 
 	config_init(&c);
@@ -344,6 +386,9 @@ main(int argc, char **argv)
 		}
 		goto out;
 	}
+	/* A client is no master: Ctrl-C and the like end it. */
+	if (state_fd < 0 && (a.signal || a.action))
+		release_signals();
 	self = resolve_self(argv[0]);
 	if (state_fd >= 0) {
 		r = run_upgraded(&a, argv, self, state_fd);
@@ -377,15 +422,15 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (a.signal) {
-		r = client_signal(&c, a.signal);
+		r = client_signal(&c, a.signal, client_timeout(&a, &c));
 		goto out;
 	}
 	if (a.action) {
-		r = client_action(&c, a.action, a.json);
+		r = client_action(&c, a.action, a.json, client_timeout(&a, &c));
 		goto out;
 	}
 	if (a.daemonize)
-		ready_fd = daemonize();
+		ready_fd = daemonize(client_timeout(&a, &c));
 
 	nofile = raise_fd_limit();
 	log_set_level(c.log_level);
@@ -417,7 +462,7 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		goto out_master;
 	}
-	if (m.pid_fd != -1 && pidfile_write(m.pid_fd, m.pid) == -1) {
+	if (m.pid_fd != -1 && pidfile_write(m.serving->cfg.pid_file, m.pid) == -1) {
 		log_warn("pid file %s", m.serving->cfg.pid_file);
 		r = EX_CANTCREAT_;
 		goto out_master;

@@ -9,13 +9,14 @@
 
 /* fugue's exit codes (fugue(8), EXIT STATUS). */
 #define EX_USAGE_	EX_USAGE	/* 64 bad command line */
-#define EX_DATAERR_	EX_DATAERR	/* 65 an upgrade's trial failed */
+#define EX_DATAERR_	EX_DATAERR	/* 65 a trial or a pid file failed */
 #define EX_NOINPUT_	EX_NOINPUT	/* 66 config file missing or unreadable */
 #define EX_UNAVAIL_	EX_UNAVAILABLE	/* 69 workers cannot start */
 #define EX_OSERR_	EX_OSERR	/* 71 fork, bind (other than in use) ... */
 #define EX_CANTCREAT_	EX_CANTCREAT	/* 73 cannot create pid or socket file */
 #define EX_TEMPFAIL_	EX_TEMPFAIL	/* 75 address in use, already running */
 #define EX_CONFIG_	EX_CONFIG	/* 78 invalid configuration */
+#define EX_TIMEOUT_	124		/* a client's wait passed its bound, as timeout(1) */
 
 /* Seconds on the monotonic clock: ages and uptimes survive clock steps. */
 double	 mono_now(void);

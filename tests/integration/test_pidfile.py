@@ -1,11 +1,16 @@
 """The pid file: written, locked against a second fugue, removed, stale
 files taken over, symlinks refused."""
 
+import errno
 import fcntl
 import os
+import pwd
 import signal
+import stat
+import struct
+import subprocess
 
-from harness import check, free_port
+from harness import Skip, check, free_port, needs_root, pid_alive, wait_until
 
 
 def _read(path):
@@ -58,19 +63,35 @@ def test_stale_pid_file_taken_over(t):
 
 
 def test_pid_file_lock_held(t):
-    # The lock lives on the inode: while fugue runs, flock on the file fails.
+    # The lock is a POSIX write lock on PATH.lock, which only fugue's user
+    # may open: while fugue runs, taking it fails, and F_GETLK names fugue.
     pidf = t.path("fugue.pid")
     conf = t.basic_config(count=1, master={"pid_file": pidf})
-    t.start_ready(conf, 1)
-    fd = os.open(pidf, os.O_RDONLY)
+    f = t.start_ready(conf, 1)
+    lockf = pidf + ".lock"
+    st = os.lstat(lockf)
+    check(stat.S_ISREG(st.st_mode) and st.st_mode & 0o7777 == 0o600 and
+          st.st_uid == os.geteuid(), "%s: mode %o, owner %d, want a regular "
+          "file, 0600, ours" % (lockf, st.st_mode, st.st_uid))
+    check(os.stat(pidf).st_mode & 0o7777 == 0o644, "the pid file is not "
+          "0644 (readable by tools)")
+    fd = os.open(lockf, os.O_RDWR)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            check(False, "the pid file is not locked by the running fugue")
-        except BlockingIOError:
-            pass
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            check(False, "%s is not locked by the running fugue" % lockf)
+        except OSError as e:
+            check(e.errno in (errno.EACCES, errno.EAGAIN), "lockf: %s" % e)
+        fl = fcntl.fcntl(fd, fcntl.F_GETLK,
+                         struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0))
+        holder = struct.unpack("hhqqi", fl)[4]
+        check(holder == f.pid, "F_GETLK names pid %d, want fugue's %d"
+              % (holder, f.pid))
     finally:
         os.close(fd)
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+    check(not os.path.exists(lockf), "lock file left after exit")
 
 
 def test_pid_file_symlink_refused(t):
@@ -112,3 +133,143 @@ def test_signal_through_pid_file(t):
     rc, out, err = t.run(["-c", conf, "-s", "quit"])
     check(rc != 0, "fugue -s quit with no running master exited 0")
     check(err.strip(), "no message when no master runs")
+
+
+# Run as nobody: open every regular file of a directory that nobody can
+# read and hold every lock a read-only descriptor allows on it (flock
+# LOCK_EX, and a POSIX read lock, which keeps out a write lock), until its
+# stdin closes. Prints the names it holds a lock on.
+_LOCK_ALL = r"""
+import fcntl, os, stat, sys
+held = []
+for name in sorted(os.listdir(sys.argv[1])):
+    path = os.path.join(sys.argv[1], name)
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            continue
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        continue
+    for lock in (lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB),
+                 lambda: fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)):
+        try:
+            lock()
+            held.append(name)
+        except OSError:
+            pass
+print(" ".join(sorted(set(held))), flush=True)
+sys.stdin.read()
+"""
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _as_nobody():
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user nobody")
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        raise Skip("no %s for nobody to run" % SYSTEM_PYTHON)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+    return drop
+
+
+def _lock_all_as_nobody(t):
+    """nobody holds every lock it can on the files of t.dir until _end();
+    returns the process and the names it holds a lock on."""
+    p = subprocess.Popen([SYSTEM_PYTHON, "-c", _LOCK_ALL, t.dir], cwd="/",
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         preexec_fn=_as_nobody(), close_fds=True)
+    t.remember(p.pid)
+    return p, p.stdout.readline().decode().split()
+
+
+def _sleeper(t):
+    """A live process of ours that fugue has nothing to do with."""
+    p = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    t.remember(p.pid)
+    return p
+
+
+def _end(*procs):
+    """End the helpers a test started (the locker when its stdin closes)."""
+    for p in procs:
+        if p.stdin:
+            p.stdin.close()
+        else:
+            p.kill()
+        p.wait(5)
+
+
+def _killed(t, conf):
+    """A fugue killed with SIGKILL: its pid file (and lock) left stale."""
+    f = t.start_ready(conf, 1, log="killed.log", name="killed fugue")
+    kids = f.children()
+    f.signal(signal.SIGKILL)
+    f.wait_exit(10)
+    wait_until(lambda: not any(pid_alive(k) for k in kids), 10,
+               what="the killed fugue's workers to exit")
+    return f
+
+
+@needs_root("to lock the stale pid file as another user (nobody)")
+def test_stale_pid_file_locked_by_another_user(t):
+    # Whatever another user can open, it can lock: none of it may stop
+    # fugue from starting.
+    pidf = t.path("fugue.pid")
+    conf = t.basic_config(count=1, master={"pid_file": pidf})
+    dead = _killed(t, conf)
+    check(_read(pidf).strip() == str(dead.pid), "no stale pid file left")
+    locker, held = _lock_all_as_nobody(t)
+    check("fugue.pid" in held, "nobody could not lock the pid file (%s): "
+          "the test proves nothing" % held)
+    f = t.start_ready(conf, 1)
+    check(_read(pidf) == "%d\n" % f.pid, "pid file holds %r, want %d"
+          % (_read(pidf), f.pid))
+    _end(locker)
+
+
+@needs_root("to lock the stale pid file as another user (nobody)")
+def test_signal_never_through_stale_pid_file(t):
+    # The master died; its pid now names another process; somebody holds
+    # what locks they can on the file: -s signals nobody, and says so.
+    pidf = t.path("fugue.pid")
+    conf = t.basic_config(count=1, master={"pid_file": pidf})
+    _killed(t, conf)
+    victim = _sleeper(t)
+    with open(pidf, "w") as fh:
+        fh.write("%d\n" % victim.pid)
+    locker, held = _lock_all_as_nobody(t)
+    check("fugue.pid" in held, "nobody could not lock the pid file (%s): "
+          "the test proves nothing" % held)
+    rc, out, err = t.run(["-c", conf, "-s", "stop"])
+    check(victim.poll() is None, "fugue -s stop signalled pid %d, which a "
+          "stale pid file named (it died: %s)" % (victim.pid, victim.poll()))
+    check(rc == 69, "fugue -s stop exited %d, want 69: %s" % (rc, err))
+    check(len(err.splitlines()) == 1 and "stale" in err and pidf in err,
+          "not one line naming the stale pid file: %r" % err)
+    _end(locker, victim)
+
+
+def test_signal_refused_when_pid_file_names_another_pid(t):
+    # A running master holds the lock, but the file names another process:
+    # the file is not believed.
+    pidf = t.path("fugue.pid")
+    conf = t.basic_config(count=1, master={"pid_file": pidf})
+    f = t.start_ready(conf, 1)
+    victim = _sleeper(t)
+    with open(pidf, "w") as fh:
+        fh.write("%d\n" % victim.pid)
+    rc, out, err = t.run(["-c", conf, "-s", "stop"])
+    check(victim.poll() is None, "fugue -s stop signalled pid %d, which the "
+          "pid file named without holding its lock" % victim.pid)
+    check(f.alive(), "the master died")
+    check(rc == 65, "fugue -s stop exited %d, want 65: %s" % (rc, err))
+    check(len(err.splitlines()) == 1 and str(victim.pid) in err and
+          str(f.pid) in err, "not one line naming both pids: %r" % err)
+    _end(victim)

@@ -552,15 +552,21 @@ def test_upgrade_keeps_the_pid_file_and_its_lock(t):
     check(rc == 0, "fugue upgrade: %d %r %r" % (rc, out, err))
     with open(pidf) as fh:
         check(fh.read() == "%d\n" % f.pid, "the pid file changed")
-    fd = os.open(pidf, os.O_RDONLY)
+    # The lock (a POSIX lock on PATH.lock) crossed the exec with its fd.
+    fd = os.open(pidf + ".lock", os.O_RDWR)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fail("the pid file is no longer locked after the upgrade")
-        except BlockingIOError:
+        except OSError:
             pass
     finally:
         os.close(fd)
+    g = t.start(t.basic_config(port=free_port(), count=1, name="second.conf",
+                               master={"pid_file": pidf}),
+                log="second.log", name="second fugue")
+    t.expect_error(r"already running: pid %d holds " % f.pid)
+    check(g.wait_exit(10) == 75, "a second fugue exited %s, want 75" % g.rc)
     # Signals through the pid file reach the new image.
     rc, out, err = t.run(["-c", conf, "-s", "reload"], timeout=10)
     check(rc == 0, "fugue -s reload: %d %r %r" % (rc, out, err))

@@ -149,6 +149,37 @@ START_TEST(usage_errors)
 }
 END_TEST
 
+START_TEST(timeout_bounds_the_clients)
+{
+	ck_assert_int_eq(parse("-c", "x.conf", "status", "-w", "1s", NULL), 0);
+	ck_assert_int_eq(a.timeout_ms, 1000);
+	ck_assert_int_eq(parse("-c", "x.conf", "-w500ms", "reload", NULL), 0);
+	ck_assert_int_eq(a.timeout_ms, 500);
+	ck_assert_int_eq(parse("-c", "x.conf", "--timeout", "2m", "-s", "quit",
+	    NULL), 0);
+	ck_assert_int_eq(a.timeout_ms, 120000);
+	ck_assert_int_eq(parse("-c", "x.conf", "-d", "--timeout=90", NULL), 0);
+	ck_assert_int_eq(a.timeout_ms, 90000);
+	ck_assert_int_eq(parse("-c", "x.conf", "upgrade", NULL), 0);
+	ck_assert_int_eq(a.timeout_ms, 0);
+
+	ck_assert_int_eq(parse("status", "-w", NULL), EX_USAGE_);
+	usage_error("option -w needs a value");
+	ck_assert_int_eq(parse("status", "--timeout", NULL), EX_USAGE_);
+	usage_error("option --timeout needs a value");
+	ck_assert_int_eq(parse("status", "-w", "soon", NULL), EX_USAGE_);
+	usage_error("option -w: expected a duration above 0");
+	ck_assert_int_eq(parse("status", "--timeout=0", NULL), EX_USAGE_);
+	usage_error("got \"0\"");
+	/* Nothing to bound: the master itself waits for nobody. */
+	ck_assert_int_eq(parse("-c", "x.conf", "-w", "1s", NULL), EX_USAGE_);
+	usage_error("option -w/--timeout: nothing waits");
+	/* --timeout-ish keys are still configuration keys, or unknown. */
+	ck_assert_int_eq(parse("--timeouts", "1s", NULL), EX_USAGE_);
+	usage_error("unknown option --timeouts");
+}
+END_TEST
+
 START_TEST(join_quotes_what_needs_it)
 {
 	char *argv[] = { "/usr/bin/node", "app.js", "--port=80", "a b", "",
@@ -173,6 +204,7 @@ args_suite(void)
 	tcase_add_test(tc, overrides);
 	tcase_add_test(tc, after_dashdash_is_the_command);
 	tcase_add_test(tc, usage_errors);
+	tcase_add_test(tc, timeout_bounds_the_clients);
 	tcase_add_test(tc, join_quotes_what_needs_it);
 	suite_add_tcase(s, tc);
 	return s;
