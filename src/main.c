@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,9 @@ main(int argc, char **argv)
 
 	/* Held, never fatal, until the master's watchers are in place. */
 	master_hold_signals();
+	/* A log file past RLIMIT_FSIZE fails its write (EFBIG: the lines are
+	 * dropped and counted) instead of killing the master. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	config_init(&c);
 	/* Set by the old image of an upgrade: its state, on this fd. */

@@ -53,33 +53,13 @@ master_init(struct master *m, struct config *c, config_loader load,
 	m->devnull = -1;
 	m->log_fd = -1;
 	m->mlog_fd = -1;
-	m->sink.target = m->sink.fd = 2;
+	logsink_init(&m->sink, log_report_drops);
 	m->pid_fd = -1;
 	m->notify_fd = -1;
 	m->ctl_fd = -1;
 	m->ready_fd = -1;
 	m->nofile = -1;
 	m->target = m->cur.cfg.count;
-}
-
-static int
-open_log(const char *path, int *fd, char *err, size_t len)
-{
-	int nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-	    O_NOCTTY, 0640);
-
-	if (nfd == -1) {
-		snprintf(err, len, "log file %s: %s", path, strerror(errno));
-		return EX_CANTCREAT_;
-	}
-	if (*fd == -1)
-		*fd = nfd;
-	else {
-		/* Reopen in place: the number others hold stays valid. */
-		dup3(nfd, *fd, O_CLOEXEC);
-		close(nfd);
-	}
-	return 0;
 }
 
 int
@@ -96,10 +76,11 @@ master_open_logs(struct master *m, char *err, size_t len)
 		close(m->mlog_fd);
 		m->mlog_fd = -1;
 	}
-	if (c->log_file && (r = open_log(c->log_file, &m->log_fd, err, len)))
+	if (c->log_file &&
+	    (r = log_open_file(c->log_file, &m->log_fd, err, len)) != 0)
 		return r;
 	if (c->master_log_file &&
-	    (r = open_log(c->master_log_file, &m->mlog_fd, err, len)) != 0)
+	    (r = log_open_file(c->master_log_file, &m->mlog_fd, err, len)) != 0)
 		return r;
 	/* Worker lines go to log_file, else to fugue's stderr; master lines
 	 * to master_log_file, else with them (in order, never blocking). */
