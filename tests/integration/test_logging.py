@@ -175,17 +175,20 @@ def test_no_fd_leak_with_files(t):
 @timeout(40)
 def test_fifo_log_file_refused_at_start(t):
     # A FIFO as log_file or master_log_file would block open() until a
-    # reader comes: refused at once, by one line naming the file, exit 73.
+    # reader comes: refused at once, by one line naming the file, the key
+    # and where it is set, exit 73; -t finds the same.
     for key in ("log_file", "master_log_file"):
         fifo = t.path(key + ".fifo")
         os.mkfifo(fifo)
         conf = t.basic_config(count=1, master={key: fifo}, name=key + ".conf")
-        want = "fugue: log file %s: a FIFO (named pipe); a log file must be " \
-            "a regular file or a character device" % fifo
-        rc, out, err = t.run(["-c", conf], timeout=10)
-        check(rc == 73, "fugue with %s a FIFO exited %d, want 73: %s"
-              % (key, rc, err))
-        check(want in err.splitlines(), "no line %r in %r" % (want, err))
+        want = r"^fugue: %s:2: \[master\] %s: %s: a FIFO \(named pipe\); " \
+            r"a log file must be a regular file or a character device$" % (
+                re.escape(conf), key, re.escape(fifo))
+        for args, code in ((["-c", conf], 73), (["-c", conf, "-t"], 78)):
+            rc, out, err = t.run(args, timeout=10)
+            check(rc == code, "fugue %s with %s a FIFO exited %d, want %d: "
+                  "%s" % (" ".join(args[2:]), key, rc, code, err))
+            check(re.search(want, err, re.M), "no line %r in %r" % (want, err))
 
 
 @timeout(30)
