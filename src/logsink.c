@@ -356,18 +356,22 @@ logsink_init(struct logsink *s, logsink_report_fn *report)
 	s->retry.data = s;
 }
 
-/* Lines that cannot go out behind what waits: dropped (worker: counted). */
+/* Lines behind what waits, in order; or, past the limit, dropped (worker
+ * lines counted). fugue's own lines (few, and what says what happened)
+ * have room past the workers'. */
 static void
 put_behind(struct logsink *s, const char *p, size_t n, bool worker)
 {
+	size_t max = LOGSINK_BACKLOG_MAX + (worker ? 0 : LOGSINK_OWN_MAX);
+
 	if (s->fail) {
 		if (worker)
 			drop(s, p, n, s->fail);
-	} else if (backlog_len(s) + n > LOGSINK_BACKLOG_MAX) {
+	} else if (backlog_len(s) + n > max) {
 		if (worker)
 			drop(s, p, n, EAGAIN);
 	} else
-		outbuf_add(&s->pend, p, n);	/* behind, in order */
+		outbuf_add(&s->pend, p, n);
 }
 
 void

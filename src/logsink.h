@@ -24,6 +24,7 @@ void	outbuf_printf(struct outbuf *o, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
 #define LOGSINK_BACKLOG_MAX	(4u << 20)	/* then lines are dropped */
+#define LOGSINK_OWN_MAX		(256u << 10)	/* past it, fugue's own lines */
 #define LOGSINK_RETRY_MS	1000	/* a failed write is tried again */
 
 struct logsink;

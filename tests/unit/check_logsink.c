@@ -163,6 +163,30 @@ START_TEST(full_backlog_drops_and_reports)
 }
 END_TEST
 
+START_TEST(own_lines_past_a_full_backlog)
+{
+	unsigned total = (LOGSINK_BACKLOG_MAX / 100) + 2000;
+	char own[201];
+	struct outbuf got;
+
+	logsink_set_fd(&sink, wr, false);
+	logsink_start(&sink, loop);
+	put_lines(0, total);
+	ck_assert_uint_gt(sink.dropped, 0);
+	/* Worker lines are dropped now (no room for 100 bytes); fugue's own
+	 * (200 here) still wait their turn. */
+	memset(own, 'o', sizeof(own));
+	own[sizeof(own) - 1] = '\n';
+	logsink_put(&sink, own, sizeof(own), false);
+	put_lines(total, 1);
+	got = drain();
+	outbuf_add(&got, "", 1);
+	ck_assert_ptr_nonnull(memmem(got.p, got.len, own, sizeof(own)));
+	ck_assert_ptr_null(strstr(got.p, "line 00043943"));
+	outbuf_free(&got);
+}
+END_TEST
+
 START_TEST(failed_write_counts_worker_lines)
 {
 	int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
@@ -630,6 +654,7 @@ logsink_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, slow_reader_does_not_block);
 	tcase_add_test(tc, full_backlog_drops_and_reports);
+	tcase_add_test(tc, own_lines_past_a_full_backlog);
 	tcase_add_test(tc, failed_write_counts_worker_lines);
 	tcase_add_test(tc, shared_fd_left_blocking);
 	tcase_add_test(tc, settle_is_bounded);
