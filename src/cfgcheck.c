@@ -345,9 +345,11 @@ config_check_host(const struct config *c, bool start, struct errlist *errs)
 {
 	struct check k = { c, errs, 0 };
 
-	check_log_file(&k, "log_file", c->log_file);
-	check_log_file(&k, "master_log_file", c->master_log_file);
+	/* A reload opens the log files only if they changed, and keeps the
+	 * ones it has if it cannot: not a reason to refuse it. */
 	if (start) {
+		check_log_file(&k, "log_file", c->log_file);
+		check_log_file(&k, "master_log_file", c->master_log_file);
 		check_pid_file(&k, c->pid_file);
 		check_control_socket(&k, c->control_socket);
 	}

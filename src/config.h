@@ -127,7 +127,8 @@ int	config_validate(struct config *c, bool daemonize, struct errlist *errs);
  * directory the workers can enter. Every problem is appended to errs as one
  * line ("app.conf:12: [worker] working_dir: ..."). Returns 0, or the exit
  * code the start would fail with (the first, in the order of the start).
- * Without start, the keys that change only at a restart are left out.
+ * Without start (a reload), what a reload does not open again is left out:
+ * the keys that change only at a restart, and the log files.
  */
 int	config_check_host(const struct config *c, bool start,
 	    struct errlist *errs);

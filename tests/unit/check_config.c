@@ -1899,6 +1899,9 @@ START_TEST(host_log_files)
 	    73);
 	expect_error("%s:2: [master] log_file: %s/no/app.log: No such file or "
 	    "directory", path, hdir);
+	/* A reload opens them only if they changed, and keeps the old ones. */
+	errlist_free(&errs);
+	ck_assert_int_eq(config_check_host(&c, false, &errs), 0);
 	/* What can be: a character device, a file to create. */
 	expect_no_errors(host("[master]\nlog_file = /dev/null\n" HOST_OK));
 	free(fifo);
