@@ -156,25 +156,25 @@ int
 log_open_file(const char *path, int *fd, char *err, size_t len)
 {
 	struct stat st;
-	const char *why = NULL;
-	int nfd, fl;
+	const char *why;
+	int nfd, fl, e;
 
 	/* Non-blocking, or a FIFO would wait in open() for a reader. */
 	nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY |
 	    O_NONBLOCK, 0640);
-	if (nfd == -1) {
-		int e = errno;
-
+	if (nfd == -1 || fstat(nfd, &st) == -1) {
+		e = errno;
+		if (nfd != -1)
+			close(nfd);
 		/* ENXIO: a FIFO nobody reads, a socket file. */
 		if (stat(path, &st) == 0 && (why = log_file_unfit(st.st_mode)))
 			return open_refused(path, why, err, len);
 		snprintf(err, len, "log file %s: %s", path, strerror(e));
 		return EX_CANTCREAT_;
 	}
-	if (fstat(nfd, &st) == -1 || (why = log_file_unfit(st.st_mode))) {
+	if ((why = log_file_unfit(st.st_mode)) != NULL) {
 		close(nfd);
-		return open_refused(path, why ? why : strerror(errno), err,
-		    len);
+		return open_refused(path, why, err, len);
 	}
 	/* A regular file never makes a writer wait; a terminal may (^S) and
 	 * stays non-blocking: a stopped one costs lines, not the loop. */
