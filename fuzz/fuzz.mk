@@ -12,7 +12,7 @@
 
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
-FUZZ_TARGETS	?= config address values state notify control
+FUZZ_TARGETS	?= config address values state notify control logsink
 FUZZ_DIR	 = fuzz/build
 FUZZ_SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS	 = -std=gnu11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \

@@ -124,8 +124,21 @@ set_address(struct config *c, const struct key *k, const char *v,
 	char why[200];
 
 	(void)k;
+	if (c->nlisten >= CONFIG_LISTEN_MAX) {
+		if (c->listen_full)
+			return 0;	/* said once: the config is refused */
+		c->listen_full = true;
+		snprintf(err, len, "more than %d addresses (the most a worker "
+		    "can be given)", CONFIG_LISTEN_MAX);
+		return -1;
+	}
 	if (parse_address(v, &a, why, sizeof(why)) == -1) {
 		snprintf(err, len, "bad address \"%s\": %s", v, why);
+		return -1;
+	}
+	if (address_v4_mapped(&a)) {
+		snprintf(err, len, "%s: an IPv4-mapped address cannot be bound "
+		    "(IPv6 listeners are IPv6-only); write it as IPv4", a.text);
 		return -1;
 	}
 	/* canonical text: "localhost:80" and "127.0.0.1:80" are one */
@@ -596,16 +609,34 @@ section_hint(const char *section, char *buf, size_t len)
 		snprintf(buf, len, " (sections: [master], [listen], [worker])");
 }
 
+/* Where k was set; an address set now gets its own. */
+static void
+note_origin(struct config *c, const struct key *k, const char *where,
+    size_t nlisten_before)
+{
+	size_t i = key_index(k);
+
+	if (c->origin == NULL)
+		c->origin = xcalloc(NKEYS, sizeof(*c->origin));
+	free(c->origin[i]);
+	c->origin[i] = xstrdup(where);
+	if (c->nlisten > nlisten_before)
+		strvec_push(&c->listen_origin, where);
+}
+
 int
 key_apply(struct config *c, const struct key *k, const char *value,
     const char *where, struct errlist *errs)
 {
+	size_t nlisten = c->nlisten;
 	char err[1024];
 
 	if (*value == '\0')
 		snprintf(err, sizeof(err), "missing value");
-	else if (k->set(c, k, value, err, sizeof(err)) == 0)
+	else if (k->set(c, k, value, err, sizeof(err)) == 0) {
+		note_origin(c, k, where, nlisten);
 		return 0;
+	}
 	add_error(errs, "%s: [%s] %s: %s", where, k->section, k->name, err);
 	return EX_CONFIG_;
 }
@@ -660,6 +691,33 @@ config_key_section(const char *key)
 	return k ? k->section : NULL;
 }
 
+const char *
+config_origin(const struct config *c, const char *key)
+{
+	const struct key *k = key_find(NULL, key);
+
+	if (k && c->origin && c->origin[key_index(k)])
+		return c->origin[key_index(k)];
+	return c->path ? c->path : "command line";
+}
+
+const char *
+config_listen_origin(const struct config *c, size_t i)
+{
+	if (c->listen_origin.n == c->nlisten && i < c->nlisten)
+		return c->listen_origin.v[i];
+	return c->path ? c->path : "command line";
+}
+
+void
+config_set_origin(struct config *c, const char *key, const char *where)
+{
+	const struct key *k = key_find(NULL, key);
+
+	if (k)
+		note_origin(c, k, where, c->nlisten);
+}
+
 /* Only the repeatable keys: the others are replaced by a set anyway. */
 void
 config_reset_key(struct config *c, const char *key)
@@ -668,74 +726,10 @@ config_reset_key(struct config *c, const char *key)
 		free(c->listen);
 		c->listen = NULL;
 		c->nlisten = 0;
+		c->listen_full = false;
+		strvec_clear(&c->listen_origin);
 	} else if (strcmp(key, "env") == 0)
 		strvec_clear(&c->env);
-}
-
-/*
- * Credentials for spawn: with user, uid is the user's and gid the group's
- * (or the user's primary one), groups its getgrouplist(). With group but
- * no user, uid stays (uid_t)-1 (fugue's own is kept) and groups holds only
- * gid, so no supplementary group of fugue's (root's) leaks to the workers.
- * With neither, uid and gid are -1 and groups is empty: nothing changes.
- */
-static int
-validate_groups(struct config *c, const char *where, struct errlist *errs)
-{
-	struct passwd *pw;
-	char *name;
-	int n = 16;
-
-	free(c->groups);
-	c->groups = NULL;
-	c->ngroups = 0;
-	if (c->user == NULL) {
-		if (c->group != NULL) {
-			c->groups = xmalloc(sizeof(gid_t));
-			c->groups[0] = c->gid;
-			c->ngroups = 1;
-		}
-		return 0;
-	}
-	if ((pw = getpwuid(c->uid)) == NULL) {
-		add_error(errs, "%s: [worker] user: unknown user \"%s\"", where,
-		    c->user);
-		return -1;
-	}
-	name = xstrdup(pw->pw_name);
-	for (;;) {
-		int want = n;
-
-		c->groups = xrealloc(c->groups, (size_t)n * sizeof(gid_t));
-		if (getgrouplist(name, c->gid, c->groups, &n) != -1)
-			break;
-		/* glibc says how many it needs; others may not */
-		n = n > want ? n : want * 2;
-	}
-	c->ngroups = n;
-	free(name);
-	return 0;
-}
-
-int
-config_validate(struct config *c, bool daemonize, struct errlist *errs)
-{
-	const char *where = c->path ? c->path : "command line";
-	size_t nerr = errs->n;
-
-	if (c->argv.n == 0)
-		add_error(errs, "%s: [worker] command: missing", where);
-	/* count = 0 runs nothing, so it needs no socket either */
-	if (c->nlisten == 0 && c->count > 0)
-		add_error(errs, "%s: [listen] address: missing", where);
-	if (c->watchdog_ms > 0 && !c->ready_notify)
-		add_error(errs, "%s: [worker] watchdog: needs ready = notify",
-		    where);
-	if (daemonize && c->log_file == NULL)
-		add_error(errs, "%s: -d needs [master] log_file (a daemon has "
-		    "no stderr)", where);
-	validate_groups(c, where, errs);
-	return errs->n > nerr ? EX_CONFIG_ : 0;
 }
 
 void
@@ -779,5 +773,9 @@ config_free(struct config *c)
 	free(c->user_home);
 	free(c->working_dir);
 	strvec_clear(&c->env);
+	for (size_t i = 0; c->origin && i < NKEYS; i++)
+		free(c->origin[i]);
+	free(c->origin);
+	strvec_clear(&c->listen_origin);
 	memset(c, 0, sizeof(*c));
 }

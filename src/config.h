@@ -14,6 +14,7 @@ enum log_level { LVL_ERROR, LVL_WARN, LVL_INFO, LVL_DEBUG };
 enum subreaper_mode { SUBREAPER_AUTO, SUBREAPER_NO, SUBREAPER_YES };
 
 #define ADDRESS_TEXT_MAX	160
+#define CONFIG_LISTEN_MAX	256	/* addresses: what LISTEN_FDS passes */
 
 /* One listening address: "127.0.0.1:8080", "[::1]:8080", ":8080",
  * "unix:/run/app.sock". */
@@ -69,6 +70,12 @@ struct config {
 	int		 master_death_signal;	/* default SIGTERM */
 	int64_t		 restart_delay_max_ms;	/* default 30 s */
 	bool		 log_raw;
+
+	/* Where each key was set ("app.conf:12", "--log-file"), by key, and
+	 * each address: what the checks after parsing name. */
+	char		**origin;
+	struct strvec	 listen_origin;
+	bool		 listen_full;	/* past CONFIG_LISTEN_MAX: said once */
 };
 
 /* Defaults for every key. */
@@ -95,15 +102,36 @@ int	config_set(struct config *c, const char *section, const char *key,
 /* Which section a key belongs to, for the long options; NULL if none. */
 const char *config_key_section(const char *key);
 
+/* Where key (or address i) was set, for messages: "app.conf:12",
+ * "--log-file"; else the file, or "command line". */
+const char *config_origin(const struct config *c, const char *key);
+const char *config_listen_origin(const struct config *c, size_t i);
+/* Say where key was set when it was not set through config_set. */
+void	config_set_origin(struct config *c, const char *key, const char *where);
+
 /* Empty a repeatable key (a command-line --listen replaces the file's). */
 void	config_reset_key(struct config *c, const char *key);
 
 /*
  * Checks across keys, after everything is set: a command is given, at least
- * one address unless count is 0 ... , user/group exist, -d wants a log_file.
+ * one address unless count is 0 ... , user/group exist, -d wants a log_file,
+ * no two TCP addresses exclude each other (0.0.0.0:80 and 127.0.0.1:80).
  * Returns 0 or 78 with the errors appended.
  */
 int	config_validate(struct config *c, bool daemonize, struct errlist *errs);
+
+/*
+ * What the start would find short of binding, checked against this machine
+ * (cfgcheck.c): the log files, pid file and sockets can be created there,
+ * each address is this host's, the command can be run, working_dir is a
+ * directory the workers can enter. Every problem is appended to errs as one
+ * line ("app.conf:12: [worker] working_dir: ..."). Returns 0, or the exit
+ * code the start would fail with (the first, in the order of the start).
+ * Without start (a reload), what a reload does not open again is left out:
+ * the keys that change only at a restart, and the log files.
+ */
+int	config_check_host(const struct config *c, bool start,
+	    struct errlist *errs);
 
 /* Value parsers: 0 on success, -1 on a bad value (nothing changed). */
 int	parse_duration(const char *s, int64_t *ms);	/* 250ms 10s 5m 1h, bare = s */
@@ -116,6 +144,11 @@ int	parse_uint(const char *s, unsigned long lo, unsigned long hi,
 
 /* "host:port", "[v6]:port", ":port", "unix:/path"; err gets the reason. */
 int	parse_address(const char *s, struct address *a, char *err, size_t len);
+/* [::ffff:a.b.c.d]:port: no IPv6-only socket can bind it. */
+bool	address_v4_mapped(const struct address *a);
+/* A TCP wildcard and an address of the same family and port: binding one
+ * fails while the other listens. (Equal addresses are duplicates.) */
+bool	address_overlap(const struct address *a, const struct address *b);
 
 /* Shell-like word splitting without a shell: '...' literal, "..." with \\
  * \" \$ \` escapes, a backslash outside quotes escapes the next character.

@@ -151,6 +151,77 @@ listen_open(struct listener *l, const struct address *a, int backlog,
 	return 0;
 }
 
+/* Can a file be created at path: its directory is there, ours to write. */
+static int
+dir_writable(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
+		    (int)(slash - path), path);
+	if (stat(dir, &st) == -1)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS);
+}
+
+static int
+check_unix(const struct address *a, char *err, size_t len)
+{
+	const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
+	struct stat st;
+
+	if (lstat(path, &st) == 0) {
+		if (S_ISSOCK(st.st_mode))
+			return 0;	/* stale, or ours: a start finds out */
+		snprintf(err, len, "listen %s: %s exists and is not a socket; "
+		    "not replacing it", a->text, path);
+		return EX_CANTCREAT_;
+	}
+	if (errno == ENOENT && dir_writable(path) == 0)
+		return 0;
+	snprintf(err, len, "listen %s: %s", a->text, strerror(errno));
+	return EX_CANTCREAT_;
+}
+
+/* Bound on port 0 with the options of listen_open: the address is ours,
+ * the family usable, and no port is taken. */
+static int
+check_inet(const struct address *a, char *err, size_t len)
+{
+	struct sockaddr_storage sa = a->sa;
+	int fd, one = 1, r = 0;
+
+	if (a->family == AF_INET)
+		((struct sockaddr_in *)&sa)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&sa)->sin6_port = 0;
+	if ((fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return open_error(err, len, a, errno);
+	if ((a->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
+	    bind(fd, (const struct sockaddr *)&sa, a->salen) == -1)
+		r = open_error(err, len, a, errno);
+	close(fd);
+	return r;
+}
+
+int
+listen_check(const struct address *a, char *err, size_t len)
+{
+	if (a->family == AF_UNIX)
+		return check_unix(a, err, len);
+	return check_inet(a, err, len);
+}
+
 void
 listen_close(struct listener *l, bool unlink_file)
 {

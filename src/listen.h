@@ -25,6 +25,12 @@ struct listener {
 int	listen_open(struct listener *l, const struct address *a, int backlog,
 	    int mode, uid_t uid, gid_t gid, char *err, size_t len);
 
+/* What listen_open would find short of binding (fugue -t): a TCP address
+ * is this host's (a socket is bound to it on port 0, then closed); a UNIX
+ * socket's directory is there and its path, if taken, by a socket. Returns
+ * 0, or the exit code listen_open would, with err. */
+int	listen_check(const struct address *a, char *err, size_t len);
+
 /* Close; with unlink, remove a UNIX socket file if it is still ours. */
 void	listen_close(struct listener *l, bool unlink_file);
 

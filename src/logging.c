@@ -1,3 +1,10 @@
+/*
+ * fugue's own lines (one write each, filtered by log_level), the log files
+ * they and the workers' lines go to, and the workers' output pipes, read
+ * into whole lines. Everything is written through logsink.c, below.
+ */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +16,7 @@
 
 #include "config.h"
 #include "logging.h"
+#include "logsink.h"
 #include "util.h"
 
 static int log_fd = 2;
@@ -76,11 +84,11 @@ log_emit(int level, const char *errstr, const char *fmt, va_list ap)
 	if (errstr)
 		n += snprintf(line + n, sizeof(line) - n, ": %s", errstr);
 	line[n++] = '\n';
+	/* Where it cannot go, nowhere else could say so: lost. */
 	if (log_sink)
 		logsink_put(log_sink, line, (size_t)n, false);
-	else if (write(log_fd, line, n) < 0) {
-		/* Nowhere else to say it; the caller goes on. */
-	}
+	else
+		logsink_write_lines(log_fd, line, (size_t)n);
 	if (log_echo && level == LVL_ERROR &&
 	    (log_sink ? log_sink->target : log_fd) != 2) {
 		if (write(2, line, n) < 0) {
@@ -107,46 +115,82 @@ LOG_FN(log_warn, LVL_WARN, 1)
 LOG_FN(log_info, LVL_INFO, 0)
 LOG_FN(log_debug, LVL_DEBUG, 0)
 
-/* ---- worker output ---- */
-
 void
-outbuf_add(struct outbuf *o, const char *s, size_t n)
+log_report_drops(struct logsink *s, unsigned long n, int err)
 {
-	if (n == 0)
-		return;
-	if (o->len + n > o->cap) {
-		size_t cap = o->cap ? o->cap : 4096;
-
-		while (cap < o->len + n)
-			cap *= 2;
-		o->p = xrealloc(o->p, cap);
-		o->cap = cap;
+	(void)s;
+	if (err == EAGAIN)
+		log_warnx("%lu lines of worker output dropped: its reader was "
+		    "too slow (%u KiB waiting)", n, LOGSINK_BACKLOG_MAX / 1024);
+	else {
+		errno = err;
+		log_warn("%lu lines of worker output dropped", n);
 	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
 }
 
-void
-outbuf_printf(struct outbuf *o, const char *fmt, ...)
+/* ---- log files ---- */
+
+const char *
+log_file_unfit(mode_t mode)
 {
-	char buf[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		outbuf_add(o, buf, (size_t)n < sizeof(buf) ? (size_t)n :
-		    sizeof(buf) - 1);
+	if (S_ISREG(mode) || S_ISCHR(mode))
+		return NULL;
+	if (S_ISFIFO(mode))
+		return "a FIFO (named pipe)";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return S_ISBLK(mode) ? "a block device" : "not a regular file";
 }
 
-void
-outbuf_free(struct outbuf *o)
+static int
+open_refused(const char *path, const char *why, char *err, size_t len)
 {
-	free(o->p);
-	memset(o, 0, sizeof(*o));
+	snprintf(err, len, "log file %s: %s; a log file must be a regular "
+	    "file or a character device", path, why);
+	return EX_CANTCREAT_;
 }
+
+int
+log_open_file(const char *path, int *fd, char *err, size_t len)
+{
+	struct stat st;
+	const char *why;
+	int nfd, fl, e;
+
+	/* Non-blocking, or a FIFO would wait in open() for a reader. */
+	nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK, 0640);
+	if (nfd == -1 || fstat(nfd, &st) == -1) {
+		e = errno;
+		if (nfd != -1)
+			close(nfd);
+		/* ENXIO: a FIFO nobody reads, a socket file. */
+		if (stat(path, &st) == 0 && (why = log_file_unfit(st.st_mode)))
+			return open_refused(path, why, err, len);
+		snprintf(err, len, "log file %s: %s", path, strerror(e));
+		return EX_CANTCREAT_;
+	}
+	if ((why = log_file_unfit(st.st_mode)) != NULL) {
+		close(nfd);
+		return open_refused(path, why, err, len);
+	}
+	/* A regular file never makes a writer wait; a terminal may (^S) and
+	 * stays non-blocking: a stopped one costs lines, not the loop. */
+	if (S_ISREG(st.st_mode) && (fl = fcntl(nfd, F_GETFL)) != -1)
+		fcntl(nfd, F_SETFL, fl & ~O_NONBLOCK);
+	if (*fd == -1)
+		*fd = nfd;
+	else {
+		/* Reopen in place: the number others hold stays valid. */
+		dup3(nfd, *fd, O_CLOEXEC);
+		close(nfd);
+	}
+	return 0;
+}
+
+/* ---- worker output ---- */
 
 static void
 emit_line(const char *prefix, size_t plen, const char *a, size_t alen,
@@ -345,24 +389,4 @@ logsink_close_all(struct logsink *s)
 			logpipe_free(lp);
 	}
 	outbuf_free(&s->out);
-}
-
-int
-log_open_file(const char *path, int *fd, char *err, size_t len)
-{
-	int nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-	    O_NOCTTY, 0640);
-
-	if (nfd == -1) {
-		snprintf(err, len, "log file %s: %s", path, strerror(errno));
-		return EX_CANTCREAT_;
-	}
-	if (*fd == -1)
-		*fd = nfd;
-	else {
-		/* Reopen in place: the number others hold stays valid. */
-		dup3(nfd, *fd, O_CLOEXEC);
-		close(nfd);
-	}
-	return 0;
 }

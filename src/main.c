@@ -102,6 +102,7 @@ build_config(struct args *a, struct config *c, struct errlist *errs)
 			strvec_push(&c->argv, a->command[i]);
 		free(c->command);
 		c->command = args_join_command(a->command, a->ncommand);
+		config_set_origin(c, "command", "command line");
 	}
 	/* Checks across keys only make sense once every key parsed. */
 	if (r == 0 && config_validate(c, a->daemonize, errs) != 0)
@@ -111,36 +112,13 @@ build_config(struct args *a, struct config *c, struct errlist *errs)
 	return r;
 }
 
-/* The command must be there and executable before anything is bound. */
-static int
-check_command(const struct config *c, struct errlist *errs)
-{
-	const char *pathvar = getenv("PATH");
-	char *path = NULL;
-	int r = 0;
-
-	if (c->argv.n == 0)
-		return 0;
-	for (size_t i = 0; i < c->env.n; i++)
-		if (strncmp(c->env.v[i], "PATH=", 5) == 0)
-			pathvar = c->env.v[i] + 5;
-	if (spawn_command_path(c, pathvar, &path) == -1) {
-		errlist_add(errs, "%s: [worker] command: %s: %s",
-		    c->path ? c->path : "command line", c->argv.v[0],
-		    strerror(errno));
-		r = -1;
-	}
-	free(path);
-	return r;
-}
-
 /* The master's way to re-read everything on a reload. */
 static int
 reload_config(void *arg, struct config *c, struct errlist *errs)
 {
 	int r = build_config(arg, c, errs);
 
-	if (r == 0 && check_command(c, errs) != 0)
+	if (r == 0 && config_check_host(c, false, errs) != 0)
 		r = EX_CONFIG_;
 	return r;
 }
@@ -212,6 +190,11 @@ run_upgraded(struct args *a, char **argv, char *self, int state_fd)
 	m.self_path = self;
 	m.argv = argv;
 	m.adopt = st;
+	/* The old image's unwritten lines go out first, ahead of ours. */
+	if (st->sink_fd != -1 && logsink_import(&m.sink, st->sink_fd) != 0)
+		log_warnx("upgrade: the old image's unwritten log lines are "
+		    "unreadable");
+	st->sink_fd = -1;
 	if ((r = master_open_logs(&m, err, sizeof(err))) != 0)
 		log_error("upgrade: %s", err);
 	if (m.serving->cfg.pid_file &&
@@ -369,6 +352,9 @@ main(int argc, char **argv)
 	/* Held, never fatal, until the master's watchers are in place. */
 	sigprocmask(SIG_BLOCK, NULL, &caller_mask);
 	master_hold_signals();
+	/* A log file past RLIMIT_FSIZE fails its write (EFBIG: the lines are
+	 * dropped and counted) instead of killing the master. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	config_init(&c);
 	/* Set by the old image of an upgrade: its state, on this fd. */
@@ -408,8 +394,9 @@ main(int argc, char **argv)
 		errlist_free(&errs);
 		r = 0;
 	}
-	if (r == 0 && !a.signal && !a.action && check_command(&c, &errs) != 0)
-		r = a.test ? EX_CONFIG_ : EX_UNAVAIL_;
+	/* What the start would find short of binding: -t finds it too. */
+	if (r == 0 && !a.signal && !a.action)
+		r = config_check_host(&c, true, &errs);
 	if (r != 0) {
 		print_errors(&errs);
 		if (a.test)

@@ -59,7 +59,7 @@ master_init(struct master *m, struct config *c, config_loader load,
 	m->devnull = -1;
 	m->log_fd = -1;
 	m->mlog_fd = -1;
-	m->sink.target = m->sink.fd = 2;
+	logsink_init(&m->sink, log_report_drops);
 	m->pid_fd = -1;
 	m->ready_fd = -1;
 	m->nofile = -1;

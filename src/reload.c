@@ -516,14 +516,18 @@ upgrade_exec_now(struct master *m)
 	for (struct logpipe *lp = m->sink.pipes; lp; lp = lp->next)
 		logpipe_flush(lp);
 	handover_build(m, &s);
-	if (upgrade_state_memfd(&s, &memfd) == 0) {
-		log_info("upgrade: re-executing %s", m->self_path);
-		logsink_settle(&m->sink, 1000);
+	/* The last line through the sink: what it has not written yet
+	 * crosses the exec whole, behind it (logsink_export). */
+	log_info("upgrade: re-executing %s", m->self_path);
+	if (logsink_export(&m->sink, &s.sink_fd) == 0 &&
+	    upgrade_state_memfd(&s, &memfd) == 0) {
 		if (ev_is_active(&m->watchdog))
 			notify_systemd("WATCHDOG=1");
 		upgrade_exec(m->self_path, m->argv, &s, memfd);
 		close(memfd);
 	}
+	if (s.sink_fd != -1)
+		close(s.sink_fd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	log_warn("upgrade: cannot re-execute %s", m->self_path);
 	state_free(&s);

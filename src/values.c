@@ -497,3 +497,39 @@ parse_address(const char *s, struct address *a, char *err, size_t len)
 	return r;
 }
 
+
+/* ---- how addresses relate ---- */
+
+static bool
+address_inet_any(const struct address *a)
+{
+	if (a->family == AF_INET)
+		return ((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+}
+
+static unsigned
+address_port(const struct address *a)
+{
+	return ntohs(a->family == AF_INET ?
+	    ((const struct sockaddr_in *)&a->sa)->sin_port :
+	    ((const struct sockaddr_in6 *)&a->sa)->sin6_port);
+}
+
+bool
+address_v4_mapped(const struct address *a)
+{
+	return a->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(
+	    &((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+}
+
+bool
+address_overlap(const struct address *a, const struct address *b)
+{
+	if (a->family != b->family || a->family == AF_UNIX ||
+	    address_port(a) != address_port(b))
+		return false;
+	return address_inet_any(a) != address_inet_any(b);
+}

@@ -191,3 +191,87 @@ def test_relative_config_path(t):
     t.basic_config(count=1, name="rel.conf")
     f = t.start(["-c", "rel.conf"])
     f.wait_ready(1, 10)
+
+
+def _lines(conf, err):
+    return [l for l in err.splitlines() if l.startswith("fugue: " + conf)]
+
+
+def test_check_refuses_too_many_addresses(t):
+    # Past 256 addresses no worker can be given them all (LISTEN_FDS): -t
+    # refuses it with one line at the first one too many, as does a start,
+    # before anything is bound.
+    base = free_port()
+    conf = t.write("many.conf", "[listen]\n" + "".join(
+        "address = 127.0.0.1:%d\n" % (base + i) for i in range(258)) +
+        "[worker]\ncommand = %s serve\n" % WORKER)
+    for args in (["-c", conf, "-t"], ["-c", conf]):
+        rc, out, err = t.run(args, timeout=20)
+        check(rc == 78, "fugue %s with 258 addresses exited %d, want 78"
+              % (" ".join(args[2:]), rc))
+        want = "fugue: %s:258: [listen] address: more than 256 addresses " \
+            "(the most a worker can be given)" % conf
+        check(_lines(conf, err) == [want], "want only %r, got %r"
+              % (want, err[-500:]))
+
+
+def test_check_refuses_overlapping_addresses(t):
+    # 0.0.0.0:P and 127.0.0.1:P cannot both be bound: a start failed with
+    # "address in use" (75); -t says so now. [::]:P is IPv6-only and goes
+    # with 0.0.0.0:P.
+    port = free_port()
+    conf = t.config(name="overlap.conf", listen=[
+        ("address", "0.0.0.0:%d" % port), ("address", "[::]:%d" % port),
+        ("address", "127.0.0.1:%d" % port)],
+        worker={"command": "%s serve" % WORKER})
+    for args in (["-c", conf, "-t"], ["-c", conf]):
+        rc, out, err = t.run(args)
+        check(rc == 78, "fugue %s exited %d, want 78: %s"
+              % (" ".join(args[2:]), rc, err))
+        want = "fugue: %s:4: [listen] address: 127.0.0.1:%d and 0.0.0.0:%d " \
+            "(%s:2) overlap: one cannot be bound while the other listens" \
+            % (conf, port, port, conf)
+        check(_lines(conf, err) == [want], "want only %r, got %r"
+              % (want, err))
+
+
+def test_check_finds_what_the_start_would(t):
+    # -t finds, short of binding, what made a start fail: each with one
+    # line "file:line: [section] key: why"; the start refuses the same
+    # at once, with the exit code of the step that would have failed.
+    port = free_port()
+    cases = [
+        ({"worker": {"working_dir": t.path("nope")}}, 69,
+         r":9: \[worker\] working_dir: %s: No such file or directory$"
+         % re.escape(t.path("nope"))),
+        ({"worker": {"working_dir": t.path("afile")}}, 69,
+         r":9: \[worker\] working_dir: %s: not a directory$"
+         % re.escape(t.path("afile"))),
+        ({"master": {"log_file": t.path("no", "app.log")}}, 73,
+         r":2: \[master\] log_file: %s: No such file or directory$"
+         % re.escape(t.path("no", "app.log"))),
+        ({"master": {"pid_file": t.path("adir")}}, 73,
+         r":2: \[master\] pid_file: %s: not a regular file$"
+         % re.escape(t.path("adir"))),
+        ({"listen": {"address": "192.0.2.1:%d" % port}}, 71,
+         r":3: \[listen\] address: listen 192.0.2.1:%d: Cannot assign "
+         r"requested address$" % port),
+        ({"listen": {"address": "unix:" + t.path("no", "s.sock")}}, 73,
+         r":3: \[listen\] address: listen unix:%s: No such file or "
+         r"directory$" % re.escape(t.path("no", "s.sock"))),
+    ]
+    t.write("afile", "")
+    os.mkdir(t.path("adir"))
+    for i, (keys, code, want) in enumerate(cases):
+        kw = dict(keys, count=1, port=port, name="c%d.conf" % i)
+        conf = t.basic_config(**kw)
+        rc, out, err = t.run(["-c", conf, "-t"])
+        check(rc == 78, "-t exited %d, want 78, for %s: %s" % (rc, keys, err))
+        got = _lines(conf, err)
+        check(len(got) == 1 and re.search(want, got[0]),
+              "-t for %s: want one line like %r, got %r" % (keys, want, err))
+        rc, out, err = t.run(["-c", conf], timeout=10)
+        check(rc == code, "the start exited %d, want %d, for %s: %s"
+              % (rc, code, keys, err))
+        check(_lines(conf, err) == got, "the start said %r, -t %r"
+              % (err, got))

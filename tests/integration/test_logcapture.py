@@ -1,8 +1,8 @@
 """Log capture under load and across rotations (fugue(8), LOGGING):
 whole lines only, nothing lost or repeated, per worker in order; mv + reopen
 and a real logrotate run while workers print; a log file that cannot be
-written; the continuation mark; log_raw; output of workers that drain
-through an upgrade."""
+written; a disk that fills up; the continuation mark; log_raw; output of
+workers that drain through an upgrade."""
 
 import errno
 import glob
@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -18,7 +19,7 @@ import subprocess
 import tty
 
 from harness import (MASTER_LINE, ROOT, WORKER, WORKER_LINE, Skip, check,
-                     poll_for,
+                     needs_root, poll_for,
                      collect_ids, fail, http_get, timeout, try_get,
                      wait_until)
 from support import (BYE_RE, TICK_RE, check_ticks, ctl, read_bytes,
@@ -323,6 +324,103 @@ def test_unwritable_log_file_drops_and_counts(t):
           "dropped %d + written %d != 1000 lines printed"
           % (dropped, written))
     check(try_get(t.port) is not None, "no answer after the reload")
+
+
+def _log_fills_up(t, logf, make_room, reason, preexec=None, logs=()):
+    # Worker 0 prints 3000 lines (~400 KB) into a log_file that has room
+    # for less; then make_room(f), and worker 1 (a TTIN) prints 20 more.
+    sock = t.path("ctl.sock")
+    n0, n1 = 3000, 20
+    cmd = "/bin/sh -c 'exec %s print --lines $((FUGUE_WORKER_ID ? %d : " \
+        "%d))'" % (WORKER, n1, n0)
+    conf = t.basic_config(count=1, command=cmd, ready="100ms",
+                          master={"log_file": logf, "control_socket": sock})
+    f = t.start(conf, logs=[logf] + list(logs), preexec=preexec)
+    # Worker 0 serves once it printed everything; the status answered
+    # after that, its pipe was read too.
+    collect_ids(t.port, [0], test=t)
+    check(ctl(sock, "status\n").startswith("fugue pid"), "no status")
+    make_room(f)
+    f.signal(signal.SIGTTIN)
+
+    def tally():
+        lines = [l for p in list(logs) + [logf] for l in read_lines(p)]
+        drops = [re.search(r"warn: (\d+) lines of worker output dropped: "
+                           r"%s$" % reason, l) for l in lines]
+        return lines, sum(int(d.group(1)) for d in drops if d)
+    poll_for(lambda: len(worker_lines(tally()[0])) + tally()[1] >= n0 + n1
+             and any(" w1 %d " % (n1 - 1) in l for l in tally()[0]), 10)
+    lines, dropped = tally()
+    torn = [l for l in lines if not MASTER_LINE.match(l) and
+            not WORKER_LINE.match(l)]
+    torn += [text for slot, pid, text in worker_lines(lines)
+             if text != _expected_line(slot, int(text.split()[1]))]
+    check(not torn, "%d torn lines in %s, e.g. %r" % (len(torn), logf,
+                                                       torn[:2]))
+    mine = [x for x in worker_lines(lines) if x[0] == 1]
+    check(len(mine) == n1, "worker 1's %d lines after the log had room "
+          "again: %d there" % (n1, len(mine)))
+    written = len(worker_lines(lines))
+    check(dropped > 0 and written + dropped == n0 + n1,
+          "written %d + dropped %d != %d printed" % (written, dropped,
+                                                     n0 + n1))
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+
+
+def _full_disk(t, small):
+    filler = os.path.join(small, "filler")
+    with open(filler, "wb") as fh:
+        fh.write(b"\0" * 16384)
+
+    def make_room(f):
+        check(os.statvfs(small).f_bavail == 0, "the disk did not fill up")
+        os.unlink(filler)
+    _log_fills_up(t, os.path.join(small, "app.log"), make_room,
+                  "No space left on device")
+
+
+@needs_root("to mount a 64 KiB tmpfs")
+@timeout(40)
+def test_full_disk_leaves_whole_lines(t):
+    # log_file on a 64 KiB filesystem that fills up: the file only ever
+    # holds whole lines (what a write had no room for does not stay as
+    # half a line for the next lines to be appended to); once there is
+    # room again, every line printed is there or counted in "N lines of
+    # worker output dropped: No space left on device".
+    small = t.path("small")
+    os.mkdir(small)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                        small], capture_output=True)
+    if r.returncode != 0:
+        raise Skip("cannot mount a tmpfs: %s" % r.stderr.decode().strip())
+    try:
+        _full_disk(t, small)
+    finally:
+        subprocess.run(["umount", "-l", small])
+
+
+@timeout(40)
+def test_file_size_limit_leaves_whole_lines(t):
+    # RLIMIT_FSIZE (64 KiB) reached by log_file: the master is not killed
+    # by SIGXFSZ; the file holds whole lines only; after a rotation and
+    # USR1, every line printed is in one of the files or counted in "N
+    # lines of worker output dropped: File too large".
+    limit = 65536
+    logf = t.path("app.log")
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    def make_room(f):
+        check(f.alive(), "fugue died at the file size limit: %s" % f.rc)
+        check(os.path.getsize(logf) <= limit, "%s is %d bytes"
+              % (logf, os.path.getsize(logf)))
+        os.rename(logf, logf + ".1")
+        f.signal(signal.SIGUSR1)
+        wait_until(lambda: os.path.exists(logf), 5, what="a new " + logf)
+    _log_fills_up(t, logf, make_room, "File too large", preexec=small_files,
+                  logs=[logf + ".1"])
 
 
 def _read_to_end(fd):

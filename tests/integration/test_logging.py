@@ -1,13 +1,15 @@
 """Log capture: worker output through the master, whole lines only,
-log_file / master_log_file, log_raw, USR1 reopen."""
+log_file / master_log_file, log_raw, USR1 reopen, what cannot be a log
+file."""
 
 import os
 import re
 import signal
+import socket
 
 from harness import (MASTER_LINE, WORKER_LINE, check, collect_ids, inherit,
-                     try_get, wait_until)
-from support import read_lines
+                     timeout, try_get, wait_until)
+from support import ctl, read_lines
 
 
 def test_worker_output_captured_whole_lines(t):
@@ -168,3 +170,53 @@ def test_no_fd_leak_with_files(t):
     fds = sorted(int(e["fd"]) for e in rep["fds"])
     check(fds == [0, 1, 2, 3, 4], "worker fds %s, want [0..4]: %s"
           % (fds, rep["fds"]))
+
+
+@timeout(40)
+def test_fifo_log_file_refused_at_start(t):
+    # A FIFO as log_file or master_log_file would block open() until a
+    # reader comes: refused at once, by one line naming the file, the key
+    # and where it is set, exit 73; -t finds the same.
+    for key in ("log_file", "master_log_file"):
+        fifo = t.path(key + ".fifo")
+        os.mkfifo(fifo)
+        conf = t.basic_config(count=1, master={key: fifo}, name=key + ".conf")
+        want = r"^fugue: %s:2: \[master\] %s: %s: a FIFO \(named pipe\); " \
+            r"a log file must be a regular file or a character device$" % (
+                re.escape(conf), key, re.escape(fifo))
+        for args, code in ((["-c", conf], 73), (["-c", conf, "-t"], 78)):
+            rc, out, err = t.run(args, timeout=10)
+            check(rc == code, "fugue %s with %s a FIFO exited %d, want %d: "
+                  "%s" % (" ".join(args[2:]), key, rc, code, err))
+            check(re.search(want, err, re.M), "no line %r in %r" % (want, err))
+
+
+@timeout(30)
+def test_fifo_at_reopen_keeps_the_old_file(t):
+    # USR1 after log_file was replaced by a FIFO: the master is not stuck
+    # in open(); it says why in an error line, goes on writing to the file
+    # it had, and answers.
+    logf = t.path("app.log")
+    sock = t.path("ctl.sock")
+    conf = t.basic_config(count=1, master={"log_file": logf,
+                                           "control_socket": sock})
+    # (f.log() must never open the FIFO: it would wait for a writer.)
+    f = t.start(conf, logs=[logf + ".1"])
+    wait_until(lambda: [l for l in read_lines(logf) if "ready: 1 worker" in l],
+               10, what="ready: 1 worker in %s" % logf)
+    os.rename(logf, logf + ".1")
+    os.mkfifo(logf)
+    t.expect_error(r"reopen: log file .*: a FIFO")
+    f.signal(signal.SIGUSR1)
+    f.wait_log(r"error: reopen: log file %s: a FIFO \(named pipe\)"
+               % re.escape(logf), 10)
+    try:
+        answer = ctl(sock, "status\n", timeout=5)
+    except socket.timeout:
+        answer = None
+    check(answer and "fugue pid %d" % f.pid in answer,
+          "no status from the master after the reopen: %r" % answer)
+    f.signal(signal.SIGTTIN)
+    wait_until(lambda: [l for l in read_lines(logf + ".1")
+                        if "workers: 1 -> 2" in l], 10,
+               what="the master's next line in the file it had")

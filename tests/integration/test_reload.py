@@ -114,6 +114,28 @@ def test_invalid_config_reload_refused(t):
 
 
 @timeout(40)
+def test_reload_refuses_what_the_start_would(t):
+    # A working_dir that is not there: the reload is refused at once, with
+    # the line -t gives, and no generation starts (its workers could not
+    # chdir, the generation would only be rolled back).
+    conf = _conf(t, count=1)
+    f = t.start_ready(conf, 1)
+    before = workers_by_gen(f)
+    wd = t.path("gone")
+    _rewrite(t, conf, count=1, worker={"working_dir": wd})
+    t.expect_error(r"working_dir|reload refused")
+    rc, out, err = t.run(["-c", conf, "reload"], timeout=20)
+    check(rc == 78 and out.startswith("refused:"), "fugue reload with a "
+          "missing working_dir: exit %d, %r, want 78 and refused" % (rc, out))
+    f.wait_log(r"error: %s:\d+: \[worker\] working_dir: %s: No such file "
+               r"or directory$" % (re.escape(conf), re.escape(wd)), 5)
+    check("starting generation" not in f.log(),
+          "a refused reload started a generation")
+    check(workers_by_gen(f) == before, "workers changed: %s -> %s"
+          % (before, workers_by_gen(f)))
+
+
+@timeout(40)
 def test_crashing_command_reload_rolled_back(t):
     conf = _conf(t, count=2)
     f = t.start_ready(conf, 2)

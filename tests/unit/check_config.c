@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "logsink.h"
 
 static struct config c;
 static struct errlist errs;
@@ -1670,6 +1671,301 @@ START_TEST(validate_group_only)
 }
 END_TEST
 
+/* ---- what parsing refuses that only a start found before ---- */
+
+START_TEST(listen_limit)
+{
+	struct outbuf text = { 0 };
+
+	outbuf_printf(&text, "[listen]\n");
+	for (int i = 0; i < CONFIG_LISTEN_MAX + 3; i++)
+		outbuf_printf(&text, "address = 127.0.0.1:%d\n", 10000 + i);
+	outbuf_add(&text, "", 1);
+	ck_assert_int_eq(load(text.p), 78);
+	/* Once, at the first address too many. */
+	ck_assert_uint_eq(errs.n, 1);
+	expect_error("%s:%d: [listen] address: more than %d addresses (the "
+	    "most a worker can be given)", path, CONFIG_LISTEN_MAX + 2,
+	    CONFIG_LISTEN_MAX);
+	ck_assert_uint_eq(c.nlisten, CONFIG_LISTEN_MAX);
+	outbuf_free(&text);
+	/* The limit itself is fine. */
+	config_free(&c);
+	config_init(&c);
+	errlist_free(&errs);
+	for (int i = 0; i < CONFIG_LISTEN_MAX; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "127.0.0.1:%d", 10000 + i);
+		ck_assert_int_eq(config_set(&c, NULL, "address", a, "--listen",
+		    &errs), 0);
+	}
+	ck_assert_int_eq(config_set(&c, NULL, "address", "127.0.0.1:9999",
+	    "--listen", &errs), 78);
+	config_reset_key(&c, "address");	/* a command line's --listen */
+	ck_assert_int_eq(config_set(&c, NULL, "address", "127.0.0.1:9999",
+	    "--listen", &errs), 0);
+}
+END_TEST
+
+/* The config's addresses through config_validate: its errors. */
+static int
+validate_addresses(const char *a, const char *b)
+{
+	char text[256];
+
+	snprintf(text, sizeof(text), "[listen]\naddress = %s\naddress = %s\n"
+	    "[worker]\ncommand = /bin/true\n", a, b);
+	config_free(&c);
+	config_init(&c);
+	errlist_free(&errs);
+	ck_assert_int_eq(load(text), 0);
+	return config_validate(&c, false, &errs);
+}
+
+START_TEST(listen_overlap)
+{
+	ck_assert_int_eq(validate_addresses("0.0.0.0:8080", "127.0.0.1:8080"),
+	    78);
+	expect_error("%s:3: [listen] address: 127.0.0.1:8080 and 0.0.0.0:8080 "
+	    "(%s:2) overlap: one cannot be bound while the other listens", path,
+	    path);
+	ck_assert_int_eq(validate_addresses("127.0.0.1:8080", ":8080"), 78);
+	ck_assert_int_eq(validate_addresses("[::1]:8080", "[::]:8080"), 78);
+	expect_error("%s:3: [listen] address: [::]:8080 and [::1]:8080 (%s:2) "
+	    "overlap: one cannot be bound while the other listens", path,
+	    path);
+	/* IPv6 listeners are IPv6-only: the two wildcards go together. */
+	expect_no_errors(validate_addresses("0.0.0.0:8080", "[::]:8080"));
+	expect_no_errors(validate_addresses("[::]:8080", "127.0.0.1:8080"));
+	expect_no_errors(validate_addresses("0.0.0.0:8080",
+	    "127.0.0.1:8081"));
+	expect_no_errors(validate_addresses("127.0.0.1:8080",
+	    "127.0.0.2:8080"));
+	expect_no_errors(validate_addresses("unix:/tmp/a.sock",
+	    "unix:/tmp/b.sock"));
+}
+END_TEST
+
+START_TEST(listen_v4_mapped)
+{
+	bad_value("listen", "address", "[::ffff:127.0.0.1]:80",
+	    "[::ffff:127.0.0.1]:80: an IPv4-mapped address cannot be bound "
+	    "(IPv6 listeners are IPv6-only); write it as IPv4");
+}
+END_TEST
+
+START_TEST(listen_is_the_control_socket)
+{
+	ck_assert_int_eq(load("[master]\ncontrol_socket = /tmp/x.sock\n"
+	    "[listen]\naddress = unix:/tmp/x.sock\n[worker]\n"
+	    "command = /bin/true\n"), 0);
+	ck_assert_int_eq(config_validate(&c, false, &errs), 78);
+	expect_error("%s:4: [listen] address: unix:/tmp/x.sock is the control "
+	    "socket (%s:2)", path, path);
+}
+END_TEST
+
+START_TEST(origins)
+{
+	char *line3, *line5;
+
+	ck_assert_int_eq(load("[master]\n\nlog_file = /tmp/a.log\n[listen]\n"
+	    "address = :1\n"), 0);
+	ck_assert_int_eq(config_set(&c, NULL, "address", ":2", "--listen",
+	    &errs), 0);
+	line3 = xprintf("%s:3", path);
+	line5 = xprintf("%s:5", path);
+	ck_assert_str_eq(config_origin(&c, "log_file"), line3);
+	ck_assert_str_eq(config_listen_origin(&c, 0), line5);
+	ck_assert_str_eq(config_listen_origin(&c, 1), "--listen");
+	/* Not set: the file. */
+	ck_assert_str_eq(config_origin(&c, "working_dir"), c.path);
+	config_set_origin(&c, "command", "command line");
+	ck_assert_str_eq(config_origin(&c, "command"), "command line");
+	free(line3);
+	free(line5);
+}
+END_TEST
+
+/* ---- config_check_host: what the start would find ---- */
+
+static char hdir[64];
+
+static void
+host_setup(void)
+{
+	setup();
+	strcpy(hdir, "/tmp/fugue-check-host-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(hdir));
+}
+
+static void
+host_teardown(void)
+{
+	char *cmd = xprintf("rm -rf '%s'", hdir);
+
+	teardown();
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+}
+
+/* A config of keys (in hdir: "%s"), valid on its own; the start's exit
+ * code for it, with its errors in errs. */
+static int
+host(const char *fmt)
+{
+	char *text = xprintf(fmt, hdir, hdir, hdir, hdir);
+	int r;
+
+	config_free(&c);
+	config_init(&c);
+	errlist_free(&errs);
+	ck_assert_int_eq(load(text), 0);
+	free(text);
+	ck_assert_int_eq(config_validate(&c, false, &errs), 0);
+	r = config_check_host(&c, true, &errs);
+	ck_assert_msg((r == 0) == (errs.n == 0), "r=%d: %s", r, all_errors());
+	return r;
+}
+
+#define HOST_OK	"[listen]\naddress = 127.0.0.1:1\n[worker]\n" \
+		"command = /bin/true\n"
+
+START_TEST(host_good)
+{
+	expect_no_errors(host("[master]\nlog_file = %s/app.log\n"
+	    "master_log_file = %s/m.log\npid_file = %s/fugue.pid\n"
+	    "control_socket = %s/ctl.sock\n" HOST_OK "working_dir = /\n"));
+}
+END_TEST
+
+START_TEST(host_working_dir)
+{
+	ck_assert_int_eq(host(HOST_OK "working_dir = %s/nope\n"), 69);
+	expect_error("%s:5: [worker] working_dir: %s/nope: No such file or "
+	    "directory", path, hdir);
+	ck_assert_int_eq(host(HOST_OK "working_dir = /etc/passwd\n"), 69);
+	expect_error("%s:5: [worker] working_dir: /etc/passwd: not a "
+	    "directory", path);
+}
+END_TEST
+
+START_TEST(host_working_dir_of_the_user)
+{
+	char *wd = xprintf("%s/private", hdir);
+
+	if (geteuid() != 0 || getpwnam("nobody") == NULL) {
+		fprintf(stderr, "skipped: needs root and user nobody\n");
+		free(wd);
+		return;
+	}
+	ck_assert_int_eq(mkdir(wd, 0700), 0);
+	ck_assert_int_eq(chmod(hdir, 0755), 0);
+	/* root may enter it; nobody may not */
+	expect_no_errors(host(HOST_OK "working_dir = %s/private\n"));
+	ck_assert_int_eq(host(HOST_OK "user = nobody\n"
+	    "working_dir = %s/private\n"), 69);
+	expect_error("%s:6: [worker] working_dir: %s: the workers (nobody) may "
+	    "not enter it", path, wd);
+	ck_assert_int_eq(chmod(wd, 0711), 0);
+	expect_no_errors(host(HOST_OK "user = nobody\n"
+	    "working_dir = %s/private\n"));
+	free(wd);
+}
+END_TEST
+
+START_TEST(host_command)
+{
+	ck_assert_int_eq(host("[listen]\naddress = 127.0.0.1:1\n[worker]\n"
+	    "command = %s/nope serve\n"), 69);
+	expect_error("%s:4: [worker] command: %s/nope: No such file or "
+	    "directory", path, hdir);
+}
+END_TEST
+
+START_TEST(host_log_files)
+{
+	char *fifo = xprintf("%s/fifo", hdir);
+
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(host("[master]\nlog_file = %s/fifo\n" HOST_OK), 73);
+	expect_error("%s:2: [master] log_file: %s: a FIFO (named pipe); a log "
+	    "file must be a regular file or a character device", path, fifo);
+	ck_assert_int_eq(host("[master]\nmaster_log_file = %s\n" HOST_OK), 73);
+	expect_error("%s:2: [master] master_log_file: %s: a directory; a log "
+	    "file must be a regular file or a character device", path, hdir);
+	ck_assert_int_eq(host("[master]\nlog_file = %s/no/app.log\n" HOST_OK),
+	    73);
+	expect_error("%s:2: [master] log_file: %s/no/app.log: No such file or "
+	    "directory", path, hdir);
+	/* A reload opens them only if they changed, and keeps the old ones. */
+	errlist_free(&errs);
+	ck_assert_int_eq(config_check_host(&c, false, &errs), 0);
+	/* What can be: a character device, a file to create. */
+	expect_no_errors(host("[master]\nlog_file = /dev/null\n" HOST_OK));
+	free(fifo);
+}
+END_TEST
+
+START_TEST(host_pid_file_and_control_socket)
+{
+	char *sock = xprintf("%s/ctl.sock", hdir);
+	FILE *f = fopen(sock, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(host("[master]\npid_file = %s\n" HOST_OK), 73);
+	expect_error("%s:2: [master] pid_file: %s: not a regular file", path,
+	    hdir);
+	ck_assert_int_eq(host("[master]\ncontrol_socket = %s/ctl.sock\n"
+	    HOST_OK), 73);
+	expect_error("%s:2: [master] control_socket: listen unix:%s: %s exists "
+	    "and is not a socket; not replacing it", path, sock, sock);
+	/* A reload keeps both as started: not looked at. */
+	ck_assert_int_eq(config_check_host(&c, false, &errs), 0);
+	free(sock);
+}
+END_TEST
+
+START_TEST(host_listeners)
+{
+	ck_assert_int_eq(host("[listen]\naddress = 192.0.2.1:8080\n[worker]\n"
+	    "command = /bin/true\n"), 71);
+	expect_error("%s:2: [listen] address: listen 192.0.2.1:8080: Cannot "
+	    "assign requested address", path);
+	ck_assert_int_eq(host("[listen]\naddress = unix:%s/no/app.sock\n"
+	    "[worker]\ncommand = /bin/true\n"), 73);
+	expect_error("%s:2: [listen] address: listen unix:%s/no/app.sock: No "
+	    "such file or directory", path, hdir);
+	/* An address in use is for the start to find (an upgrade's check
+	 * runs beside the master that holds it). */
+	expect_no_errors(host("[listen]\naddress = unix:%s/app.sock\n"
+	    "[worker]\ncommand = /bin/true\n"));
+}
+END_TEST
+
+START_TEST(host_runtime_dir)
+{
+	ck_assert_int_eq(host("[master]\nruntime_dir = %s/no\n" HOST_OK
+	    "ready = notify\n"), 69);
+	expect_error("%s:2: [master] runtime_dir: %s/no: No such file or "
+	    "directory (ready = notify makes the workers' socket there)", path,
+	    hdir);
+	/* Without ready = notify it is not used. */
+	expect_no_errors(host("[master]\nruntime_dir = %s/no\n" HOST_OK));
+}
+END_TEST
+
+START_TEST(host_first_failure_of_the_start)
+{
+	/* The log file is opened before the command is looked for. */
+	ck_assert_int_eq(host("[master]\nlog_file = %s/no/a.log\n[listen]\n"
+	    "address = 127.0.0.1:1\n[worker]\ncommand = %s/nope\n"), 73);
+	ck_assert_uint_eq(errs.n, 2);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1748,6 +2044,24 @@ config_suite(void)
 	tcase_add_test(t, validate_daemon);
 	tcase_add_test(t, validate_groups);
 	tcase_add_test(t, validate_group_only);
+	tcase_add_test(t, listen_limit);
+	tcase_add_test(t, listen_overlap);
+	tcase_add_test(t, listen_v4_mapped);
+	tcase_add_test(t, listen_is_the_control_socket);
+	tcase_add_test(t, origins);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("against this machine");
+	tcase_add_checked_fixture(t, host_setup, host_teardown);
+	tcase_add_test(t, host_good);
+	tcase_add_test(t, host_working_dir);
+	tcase_add_test(t, host_working_dir_of_the_user);
+	tcase_add_test(t, host_command);
+	tcase_add_test(t, host_log_files);
+	tcase_add_test(t, host_pid_file_and_control_socket);
+	tcase_add_test(t, host_listeners);
+	tcase_add_test(t, host_runtime_dir);
+	tcase_add_test(t, host_first_failure_of_the_start);
 	suite_add_tcase(s, t);
 	return s;
 }

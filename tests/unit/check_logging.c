@@ -1,12 +1,16 @@
 /* Unit tests of the line assembly in src/logging.c: worker output arrives
  * in reads of any size and leaves as whole lines, each behind a prefix,
  * long lines cut with a mark, nothing lost, the partial last line flushed
- * at the end. */
+ * at the end; and what log_open_file takes as a log file. */
+#include <sys/stat.h>
+
 #include <check.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "logging.h"
 #include "util.h"
@@ -584,6 +588,110 @@ START_TEST(linebuf_free_twice)
 }
 END_TEST
 
+/* ---- log files ---- */
+
+static char ldir[64];
+
+static void
+files_setup(void)
+{
+	strcpy(ldir, "/tmp/fugue-check-log-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(ldir));
+}
+
+static void
+files_teardown(void)
+{
+	char *cmd = xprintf("rm -rf '%s'", ldir);
+
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+}
+
+START_TEST(log_file_created_blocking)
+{
+	char *path = xprintf("%s/app.log", ldir), err[256];
+	mode_t mask = umask(022);
+	struct stat st;
+	int fd = -1;
+
+	ck_assert_int_eq(log_open_file(path, &fd, err, sizeof(err)), 0);
+	umask(mask);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0640);
+	ck_assert_int_eq(fcntl(fd, F_GETFL) & (O_NONBLOCK | O_APPEND),
+	    O_APPEND);
+	ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	close(fd);
+	free(path);
+}
+END_TEST
+
+START_TEST(log_file_fifo_refused_at_once)
+{
+	char *fifo = xprintf("%s/fifo", ldir), err[256], want[512];
+	int fd = -1, rd;
+
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	snprintf(want, sizeof(want), "log file %s: a FIFO (named pipe); a log "
+	    "file must be a regular file or a character device", fifo);
+	/* Nobody reads it: open() would have waited. */
+	ck_assert_int_eq(log_open_file(fifo, &fd, err, sizeof(err)), 73);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(fd, -1);
+	/* Someone reads it: still no log file. */
+	rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(rd, 0);
+	ck_assert_int_eq(log_open_file(fifo, &fd, err, sizeof(err)), 73);
+	ck_assert_str_eq(err, want);
+	close(rd);
+	free(fifo);
+}
+END_TEST
+
+START_TEST(log_file_reopen_keeps_the_old_on_error)
+{
+	char *path = xprintf("%s/app.log", ldir), err[256];
+	struct stat before, after;
+	int fd = -1, num;
+
+	ck_assert_int_eq(log_open_file(path, &fd, err, sizeof(err)), 0);
+	num = fd;
+	ck_assert_int_eq(fstat(fd, &before), 0);
+	/* Replaced by a directory: refused, the fd stays the old file. */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(log_open_file(path, &fd, err, sizeof(err)), 73);
+	ck_assert_ptr_nonnull(strstr(err, ": a directory; "));
+	ck_assert_int_eq(fd, num);
+	ck_assert_int_eq(fstat(fd, &after), 0);
+	ck_assert_uint_eq(after.st_ino, before.st_ino);
+	/* A file again: reopened in place, same number. */
+	ck_assert_int_eq(rmdir(path), 0);
+	ck_assert_int_eq(log_open_file(path, &fd, err, sizeof(err)), 0);
+	ck_assert_int_eq(fd, num);
+	ck_assert_int_eq(fstat(fd, &after), 0);
+	ck_assert_uint_ne(after.st_ino, before.st_ino);
+	close(fd);
+	free(path);
+}
+END_TEST
+
+START_TEST(log_file_character_device)
+{
+	char err[256];
+	int fd = -1;
+
+	ck_assert_int_eq(log_open_file("/dev/null", &fd, err, sizeof(err)), 0);
+	/* Not a file: left non-blocking (a stopped terminal never blocks). */
+	ck_assert_int_ne(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	close(fd);
+	ck_assert_str_eq(log_file_unfit(S_IFSOCK), "a socket");
+	ck_assert_ptr_null(log_file_unfit(S_IFREG));
+}
+END_TEST
+
 static Suite *
 logging_suite(void)
 {
@@ -623,6 +731,14 @@ logging_suite(void)
 	tcase_add_test(tc, outbuf_grows);
 	tcase_add_test(tc, outbuf_reuse);
 	tcase_add_test(tc, linebuf_free_twice);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("log files");
+	tcase_add_checked_fixture(tc, files_setup, files_teardown);
+	tcase_add_test(tc, log_file_created_blocking);
+	tcase_add_test(tc, log_file_fifo_refused_at_once);
+	tcase_add_test(tc, log_file_reopen_keeps_the_old_on_error);
+	tcase_add_test(tc, log_file_character_device);
 	suite_add_tcase(s, tc);
 	return s;
 }
