@@ -72,7 +72,7 @@ check-layers: $(OBJS) src/main.o
 
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT)
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory check-layers unit integration
 
 # The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
 sanitize: deps-test
