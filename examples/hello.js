@@ -13,12 +13,19 @@
 // requests in flight finish, and exit 0; new connections wait in the kernel's
 // queue for the other workers, so none is refused during a reload.
 //
+// With `ready = fd` in fugue's configuration, fugue waits for the worker to
+// say it is ready: it writes READY=1 (sd_notify's words, one per line) to the
+// pipe numbered FUGUE_READY_FD once it listens, so the old generation is
+// drained only when this one really serves. Node has no UNIX datagram
+// sockets in its core, so this pipe stands in for NOTIFY_SOCKET.
+//
 // If you start node from a wrapper script, end the script with
 // `exec node server.js`: then node *is* the worker process, so LISTEN_PID
 // matches its pid, and fugue's signals (SIGTERM to drain, the parent-death
 // signal if fugue dies) reach node instead of a shell.
 'use strict';
 
+const fs = require('fs');
 const http = require('http');
 
 const id = process.env.FUGUE_WORKER_ID ?? '?';
@@ -43,6 +50,9 @@ const server = http.createServer((req, res) => {
 
 server.listen({ fd: 3 }, () => {
   console.log(`worker ${id} (pid ${process.pid}) serving`);
+  if (process.env.FUGUE_READY_FD) {
+    fs.writeSync(Number(process.env.FUGUE_READY_FD), 'READY=1\n');
+  }
 });
 
 process.on('SIGTERM', () => {

@@ -117,7 +117,7 @@ config_validate(struct config *c, bool daemonize, struct errlist *errs)
 	if (c->nlisten == 0 && c->count > 0)
 		add_error(errs, "%s: [listen] address: missing", where);
 	if (c->watchdog_ms > 0 && !c->ready_notify)
-		add_error(errs, "%s: [worker] watchdog: needs ready = notify",
+		add_error(errs, "%s: [worker] watchdog: needs ready = notify or fd",
 		    where);
 	if (daemonize && c->log_file == NULL)
 		add_error(errs, "%s: -d needs [master] log_file (a daemon has "
@@ -269,7 +269,7 @@ check_runtime_dir(struct check *k)
 	const struct config *c = k->c;
 	const char *dir = c->runtime_dir, *from = NULL, *why;
 
-	if (!c->ready_notify)
+	if (!c->ready_notify || c->ready_pipe)
 		return;
 	if (dir == NULL && (dir = getenv(from = "RUNTIME_DIRECTORY")) == NULL &&
 	    (dir = getenv(from = "XDG_RUNTIME_DIR")) == NULL) {

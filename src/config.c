@@ -433,17 +433,18 @@ set_ready(struct config *c, const struct key *k, const char *v, char *err,
 {
 	int64_t ms;
 
-	if (strcmp(v, "notify") == 0) {
+	(void)k;
+	if (strcmp(v, "notify") == 0 || strcmp(v, "fd") == 0) {
 		c->ready_notify = true;
+		c->ready_pipe = v[0] == 'f';
 		return 0;
 	}
 	if (parse_duration(v, &ms) == -1) {
-		snprintf(err, len, "expected notify or a duration %s, got \"%s\"",
-		    DURATION_HELP, v);
+		snprintf(err, len, "expected notify, fd or a duration %s, got "
+		    "\"%s\"", DURATION_HELP, v);
 		return -1;
 	}
-	(void)k;
-	c->ready_notify = false;
+	c->ready_notify = c->ready_pipe = false;
 	c->ready_ms = ms;
 	return 0;
 }

@@ -63,7 +63,8 @@ struct config {
 	bool		 clear_env;
 	int		 stop_signal;	/* default SIGTERM */
 	int64_t		 kill_timeout_ms;	/* default 30 s */
-	bool		 ready_notify;	/* ready = notify */
+	bool		 ready_notify;	/* ready = notify or fd: sd_notify lines */
+	bool		 ready_pipe;	/* ready = fd: on a pipe, not a socket */
 	int64_t		 ready_ms;	/* ready = <duration>, default 1 s */
 	int64_t		 ready_timeout_ms;	/* default 60 s */
 	int64_t		 watchdog_ms;	/* default 0 (off) */

@@ -50,6 +50,7 @@ build_worker(struct master *m, struct worker *w,
 	sw->failed_start = w->failed_start;
 	sw->execfd = ev_is_active(&w->execio) ? w->execio.fd : -1;
 	sw->outfd = w->out ? ((struct logpipe *)w->out)->io.fd : -1;
+	sw->readyfd = w->readyio.fd;
 	sw->restarts = w->restarts;
 	sw->backoff_ms = w->backoff_ms;
 	sw->last_status = w->last_status;
@@ -232,6 +233,8 @@ adopt_worker(struct master *m, const struct state *s,
 		    "fugue; not adopted", (long)sw->pid, sw->slot);
 		if (sw->execfd >= 0)
 			close(sw->execfd);
+		if (sw->readyfd >= 0)
+			close(sw->readyfd);
 		return;
 	}
 	w = sv_add(&m->sv, adopt_gen(m, s, sw->gen), sw->slot);
@@ -250,6 +253,10 @@ adopt_worker(struct master *m, const struct state *s,
 			w->out = lp;
 			lp->owner = &w->out;
 		}
+	if (sw->readyfd >= 0) {
+		fcntl(sw->readyfd, F_SETFD, FD_CLOEXEC);
+		sv_ready_watch(&m->sv, w, sw->readyfd);
+	}
 	sv_resume(&m->sv, w, sw->execfd, sw->timer_ms);
 }
 

@@ -251,7 +251,7 @@ gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	/* After a stall of the master, READY=1 may wait on the socket (see
 	 * supervise.c's timer_cb): read it before judging. */
-	if (g->notify_fd != -1) {
+	if (g->cfg.ready_notify) {
 		sv_notify_read(&m->sv, g);
 		if (ev_is_active(&m->gen_timer) || (g != m->starting &&
 		    g != m->serving) || (g == m->serving && m->phase !=

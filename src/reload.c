@@ -101,7 +101,7 @@ gen_notify_start(struct master *m, struct generation *g, char *err,
 {
 	const char *base = g->cfg.runtime_dir;
 
-	if (!g->cfg.ready_notify)
+	if (!g->cfg.ready_notify || g->cfg.ready_pipe)
 		return 0;
 	if (m->notify_dir == NULL) {
 		if (base == NULL && (base = getenv("RUNTIME_DIRECTORY")) ==

@@ -155,9 +155,15 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	strvec_push_owned(&p->envp, xprintf("FUGUE_GENERATION=%u", gen));
 	strvec_push_owned(&p->envp, xprintf("FUGUE_MASTER_PID=%ld",
 	    (long)master));
-	if (notify_path) {
+	/* ready = fd: the pipe comes right after the listeners, so that
+	 * LISTEN_FDS stays right. */
+	if (c->ready_pipe)
+		strvec_push_owned(&p->envp, xprintf("FUGUE_READY_FD=%d",
+		    3 + nfds));
+	if (notify_path)
 		strvec_push_owned(&p->envp, xprintf("NOTIFY_SOCKET=%s",
 		    notify_path));
+	if (notify_path || c->ready_pipe) {
 		if (c->watchdog_ms > 0)
 			strvec_push_owned(&p->envp, xprintf("WATCHDOG_USEC=%lld",
 			    (long long)c->watchdog_ms * 1000));
@@ -183,6 +189,7 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 
 	p->fds = fds;
 	p->nfds = nfds;
+	p->ready_fd = -1;
 	p->set_creds = c->user != NULL || c->group != NULL;
 	p->uid = c->user ? c->uid : (uid_t)-1;
 	p->gid = c->gid;
@@ -280,7 +287,7 @@ child_reset_signals(void)
 static void __attribute__((noreturn))
 child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 {
-	int src[MAX_LISTENERS + 3], n = p->nfds + 3, i;
+	int src[MAX_LISTENERS + 4], n = p->nfds + 3, i;
 	sigset_t set;
 
 	child_reset_signals();
@@ -295,6 +302,8 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 	src[2] = err_fd;
 	for (i = 0; i < p->nfds; i++)
 		src[3 + i] = p->fds[i];
+	if (p->ready_fd >= 0)
+		src[n++] = p->ready_fd;
 	if ((errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, n)) == -1)
 		_exit(127);
 	for (i = 0; i < n; i++)
@@ -306,7 +315,7 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 	/* The listeners' O_NONBLOCK is shared by every worker, and any of
 	 * them may have cleared it: each one starts non-blocking, as
 	 * fugue(8) promises. */
-	for (i = 3; i < n; i++)
+	for (i = 3; i < p->nfds + 3; i++)
 		if (set_nonblocking(i) == -1)
 			child_fail(errpipe, SP_FDS);
 	/* Anything fugue itself inherited without close-on-exec. */

@@ -17,6 +17,7 @@
  *   notifydir PATH                      (version 2)
  *   notify GEN FD PATH                  (version 2)
  *   sink FD                             (version 2)
+ *   ready PID FD      after PID's worker record (version 2)
  *   end
  */
 #include <ctype.h>
@@ -87,6 +88,10 @@ state_format(const struct state *s, size_t *len)
 		    (long long)w->age_ms, (long long)w->ready_age_ms,
 		    (long long)w->timer_ms);
 	}
+	for (i = 0; i < s->nws; i++)
+		if (s->ws[i].readyfd >= 0)
+			outbuf_printf(&o, "ready %ld %d\n", (long)s->ws[i].pid,
+			    s->ws[i].readyfd);
 	outbuf_printf(&o, "nofile %lld\n", s->nofile);
 	outbuf_printf(&o, "control %d %u %u %d\n", s->ctl_fd, s->op_seq, s->op_current,
 	    s->queued);
@@ -297,6 +302,7 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		w->age_ms = v[11];
 		w->ready_age_ms = v[12];
 		w->timer_ms = v[13];
+		w->readyfd = -1;
 		/* A live worker has a pid; one in backoff has none. */
 		if ((w->state == W_BACKOFF) != (w->pid == 0))
 			goto bad;
@@ -360,6 +366,17 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		s->ns[s->nns].path = xstrdup(f[3]);
 		s->nns++;
 		return 0;
+	}
+	if (strcmp(f[0], "ready") == 0 && nf == 3 && s->version >= 2) {
+		if (num(f[1], 1, INT_MAX, &v[0]) == -1 ||
+		    num(f[2], 0, FD_LIMIT, &v[1]) == -1)
+			goto bad;
+		for (size_t j = 0; j < s->nws; j++)
+			if (s->ws[j].pid == v[0]) {
+				s->ws[j].readyfd = v[1];
+				return 0;
+			}
+		goto bad;
 	}
 	if (strcmp(f[0], "sink") == 0 && nf == 2 && s->version >= 2) {
 		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1)
@@ -540,7 +557,7 @@ state_config_dump(const struct config *c, struct strvec *out)
 	cfg_line(out, "worker", "stop_signal", signal_name(c->stop_signal));
 	cfg_ms(out, "worker", "kill_timeout", c->kill_timeout_ms);
 	if (c->ready_notify)
-		cfg_line(out, "worker", "ready", "notify");
+		cfg_line(out, "worker", "ready", c->ready_pipe ? "fd" : "notify");
 	else
 		cfg_ms(out, "worker", "ready", c->ready_ms);
 	cfg_ms(out, "worker", "ready_timeout", c->ready_timeout_ms);

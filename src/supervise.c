@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 static void	sv_step(struct supervisor *, struct worker *, enum worker_event,
 		    bool respawn, int64_t kill_ms);
+static void	ready_cb(struct ev_loop *, ev_io *, int);
 
 void
 describe_status(int status, char *buf, size_t len)
@@ -167,21 +169,28 @@ spawn(struct supervisor *sv, struct worker *w)
 	struct generation *g = w->g;
 	struct logpipe *lp = NULL;
 	const char *what = "pipe";
-	int execfd, wfd, e = 0;
+	int execfd, wfd, rfd[2] = { -1, -1 }, e = 0;
 	pid_t pid = -1;
 
 	if (g->plan.path == NULL) {
 		what = "exec";		/* an adopted generation without a plan */
 		e = ENOENT;
-	} else if ((lp = logpipe_open(sv->sink, w->slot, &wfd)) == NULL)
+	} else if ((g->cfg.ready_pipe && pipe2(rfd, O_CLOEXEC) == -1) ||
+	    (lp = logpipe_open(sv->sink, w->slot, &wfd)) == NULL)
 		e = errno;
 	else {
+		g->plan.ready_fd = rfd[1];
 		pid = spawn_worker(&g->plan, w->slot, wfd, wfd, &execfd, &what);
 		e = errno;
+		g->plan.ready_fd = -1;
 		close(wfd);
 		if (pid == -1)
 			logpipe_free(lp);
 	}
+	if (rfd[1] != -1)
+		close(rfd[1]);
+	if (pid == -1 && rfd[0] != -1)
+		close(rfd[0]);
 	if (pid == -1) {
 		snprintf(sv->why, sizeof(sv->why), "%s: %s", what, strerror(e));
 		w->state = W_BACKOFF;
@@ -202,6 +211,10 @@ spawn(struct supervisor *sv, struct worker *w)
 	w->started = mono_now();
 	w->ready_at = 0;
 	watch_exec(sv, w, execfd);
+	if (rfd[0] != -1) {
+		fcntl(rfd[0], F_SETFL, O_NONBLOCK);
+		sv_ready_watch(sv, w, rfd[0]);
+	}
 	log_debug("worker %u (pid %ld) started, generation %u", w->slot,
 	    (long)pid, w->gen);
 }
@@ -318,6 +331,9 @@ sv_add(struct supervisor *sv, struct generation *g, unsigned slot)
 	w->timer.data = w;
 	ev_init(&w->execio, execio_cb);
 	ev_io_set(&w->execio, -1, EV_READ);
+	ev_init(&w->readyio, ready_cb);
+	ev_io_set(&w->readyio, -1, EV_READ);
+	w->readyio.data = w;
 	return w;
 }
 
@@ -360,8 +376,96 @@ sv_exited(struct supervisor *sv, struct worker *w, int status, bool again)
 			lp->owner = NULL;
 		w->out = NULL;
 	}
+	sv_ready_close(sv, w);
 	w->last_status = status;
 	sv_step(sv, w, WE_EXIT, again, -1);	/* w may be gone after */
+}
+
+/* One message from w, on its generation's socket or its ready pipe. */
+static void
+notify_apply(struct supervisor *sv, struct worker *w,
+    const struct notify_msg *msg)
+{
+	if (msg->status[0])
+		log_debug("worker %u (pid %ld) status: %s", w->slot,
+		    (long)w->pid, msg->status);
+	/* A message from it means it exec'd: the exec pipe's EOF may just
+	 * not have been read yet in this iteration. */
+	if (msg->ready && w->state == W_STARTING && ev_is_active(&w->execio))
+		exec_result(sv, w);
+	if (msg->ready && w->exec_ok)
+		sv_step(sv, w, WE_READY, false, -1);
+	else if (msg->watchdog && ev_is_active(&w->timer))
+		sv_step(sv, w, WE_PING, false, -1);
+}
+
+/* ready = fd: the lines w wrote on its pipe, each one message. A line
+ * longer than rline counts for what fits, the rest is skipped. */
+static void
+ready_read(struct supervisor *sv, struct worker *w)
+{
+	struct notify_msg msg;
+	char buf[512];
+	bool parsed;
+	ssize_t n;
+
+	/* Bounded: a flood cannot hold the loop. */
+	for (int rounds = 0; rounds < 16; rounds++) {
+		if ((n = read(w->readyio.fd, buf, sizeof(buf))) <= 0) {
+			if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				sv_ready_close(sv, w);	/* it closed its end */
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != '\n' && w->rskip)
+				continue;
+			if (buf[i] != '\n' && w->rlen < sizeof(w->rline)) {
+				w->rline[w->rlen++] = buf[i];
+				continue;
+			}
+			/* A whole line, or as much of one as fits. */
+			parsed = w->rlen && !w->rskip && notify_parse(w->rline,
+			    w->rlen, &msg) == 0;
+			w->rskip = buf[i] != '\n';
+			w->rlen = 0;
+			if (parsed) {
+				notify_apply(sv, w, &msg);
+				if (!ev_is_active(&w->readyio))
+					return;		/* it was stopped */
+			}
+		}
+	}
+}
+
+static void
+ready_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct worker *w = io->data;
+
+	(void)loop;
+	(void)revents;
+	ready_read(w->sv, w);
+}
+
+void
+sv_ready_watch(struct supervisor *sv, struct worker *w, int fd)
+{
+	ev_io_set(&w->readyio, fd, EV_READ);
+	/* As the notify sockets: before any deadline of the same iteration. */
+	ev_set_priority(&w->readyio, EV_MAXPRI);
+	ev_io_start(sv->loop, &w->readyio);
+	w->rlen = 0;
+	w->rskip = false;
+}
+
+void
+sv_ready_close(struct supervisor *sv, struct worker *w)
+{
+	if (w->readyio.fd < 0)
+		return;
+	ev_io_stop(sv->loop, &w->readyio);
+	close(w->readyio.fd);
+	ev_io_set(&w->readyio, -1, EV_READ);
 }
 
 static void
@@ -390,8 +494,16 @@ void
 sv_notify_read(struct supervisor *sv, struct generation *g)
 {
 	struct notify_msg msg;
-	struct worker *w;
+	struct worker *w, *next;
 
+	if (g->cfg.ready_pipe) {
+		for (w = TAILQ_FIRST(&sv->wt.list); w; w = next) {
+			next = TAILQ_NEXT(w, link);
+			if (w->g == g && w->readyio.fd >= 0)
+				ready_read(sv, w);
+		}
+		return;
+	}
 	/* Bounded: a flood cannot hold the loop. */
 	for (int i = 0; i < 256 && notify_recv(g->notify_fd, &msg) == 1; i++) {
 		/* Only a worker of this generation may speak on its socket. */
@@ -401,18 +513,7 @@ sv_notify_read(struct supervisor *sv, struct generation *g)
 			    "of generation %u; ignored", (long)msg.pid, g->id);
 			continue;
 		}
-		if (msg.status[0])
-			log_debug("worker %u (pid %ld) status: %s", w->slot,
-			    (long)w->pid, msg.status);
-		/* A datagram from its pid means it exec'd: the exec pipe's
-		 * EOF may just not have been read yet in this iteration. */
-		if (msg.ready && w->state == W_STARTING &&
-		    ev_is_active(&w->execio))
-			exec_result(sv, w);
-		if (msg.ready && w->exec_ok)
-			sv_step(sv, w, WE_READY, false, -1);
-		else if (msg.watchdog && ev_is_active(&w->timer))
-			sv_step(sv, w, WE_PING, false, -1);
+		notify_apply(sv, w, &msg);
 	}
 }
 
@@ -436,6 +537,7 @@ sv_free(struct supervisor *sv)
 	while ((w = TAILQ_FIRST(&sv->wt.list)) != NULL) {
 		if (ev_is_active(&w->execio))
 			close(w->execio.fd);
+		sv_ready_close(sv, w);
 		workers_remove(&sv->wt, w);
 	}
 }

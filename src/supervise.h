@@ -50,7 +50,8 @@ void	sv_exited(struct supervisor *, struct worker *, int status,
 	    bool respawn);
 /* Read g's notify socket from the loop, before any timer due. */
 void	sv_watch_notify(struct supervisor *, struct generation *g);
-/* Read every message waiting on g's notify socket (bounded). */
+/* Read every message waiting on g's notify socket or its workers' ready
+ * pipes (bounded). */
 void	sv_notify_read(struct supervisor *, struct generation *g);
 /* A record of g in slot with no process yet (an upgrade fills it in). */
 struct worker *sv_add(struct supervisor *, struct generation *g,
@@ -61,6 +62,9 @@ void	sv_resume(struct supervisor *, struct worker *, int execfd,
 	    int64_t timer_ms);
 /* Signal its process group, or it alone; only for an unreaped child. */
 void	sv_signal(struct worker *, int sig);
+/* ready = fd: watch w's pipe (an adopted worker's too); close it. */
+void	sv_ready_watch(struct supervisor *, struct worker *, int fd);
+void	sv_ready_close(struct supervisor *, struct worker *);
 void	sv_free(struct supervisor *);
 
 void	describe_status(int status, char *buf, size_t len);

@@ -198,7 +198,7 @@ upgrade_state_memfd(const struct state *s, int *memfd)
 int *
 upgrade_state_fds(const struct state *s, int *n)
 {
-	int *v = xcalloc(8 + s->nls + s->nws + s->nps + s->nwaiters +
+	int *v = xcalloc(8 + s->nls + 2 * s->nws + s->nps + s->nwaiters +
 	    s->nns, sizeof(*v));
 	size_t i;
 
@@ -210,8 +210,10 @@ upgrade_state_fds(const struct state *s, int *n)
 	ADD(s->sink_fd);
 	for (i = 0; i < s->nls; i++)
 		ADD(s->ls[i].fd);
-	for (i = 0; i < s->nws; i++)
+	for (i = 0; i < s->nws; i++) {
 		ADD(s->ws[i].execfd);
+		ADD(s->ws[i].readyfd);
+	}
 	for (i = 0; i < s->nps; i++)
 		ADD(s->ps[i].fd);
 	for (i = 0; i < s->nwaiters; i++)

@@ -41,6 +41,7 @@ struct state_worker {
 	int64_t	 age_ms;	/* since it was forked */
 	int64_t	 ready_age_ms;	/* since it became ready, -1 never */
 	int64_t	 timer_ms;	/* its timer's time left, -1 none */
+	int	 readyfd;	/* ready = fd: its pipe's read end, else -1 */
 };
 
 struct state_pipe {

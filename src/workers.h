@@ -37,6 +37,10 @@ struct worker {
 	void		*sv;		/* its supervisor, for the watchers */
 	ev_timer	 timer;		/* readiness, backoff or kill deadline */
 	ev_io		 execio;	/* read end of the exec-error pipe */
+	ev_io		 readyio;	/* ready = fd: its pipe's read end */
+	unsigned	 rlen;		/* bytes of a line in rline */
+	bool		 rskip;		/* rest of an overlong line: skipped */
+	char		 rline[256];
 	void		*out;		/* its output pipe (struct logpipe) */
 };
 

@@ -33,7 +33,8 @@
  *   own handlers then show in SigCgt)), /exit?code=N (answer, then exit N),
  *   /kill?sig=N (answer, then kill(getpid(), N), default SIGKILL); else 404.
  *   Every response carries X-Worker-Id, X-Worker-Pid and X-Worker-Generation.
- * READY=1 (and WATCHDOG=1 every WATCHDOG_USEC/2) go to NOTIFY_SOCKET if set.
+ * READY=1 (and WATCHDOG=1 every WATCHDOG_USEC/2) go to NOTIFY_SOCKET if set,
+ * or as lines to the pipe FUGUE_READY_FD names (ready = fd).
  * TERM, INT or QUIT drain: stop accepting, finish the requests in flight
  * with "Connection: close", close keep-alive connections that stay idle for
  * 500 ms more (a request already on its way is answered), exit 0.
@@ -107,7 +108,7 @@ static pthread_attr_t conn_attr;
 static int nconns;
 static char *report;			/* the /inherit JSON */
 static size_t report_len;
-static int notify_fd = -1, notify_failed;
+static int notify_fd = -1, notify_failed, ready_pipe = -1;
 static struct sockaddr_un notify_sa;
 static socklen_t notify_salen;
 static long long wd_interval, wd_next;	/* ns on CLOCK_MONOTONIC; 0: none */
@@ -343,9 +344,20 @@ static void setup_notify(int watchdog)
 {
 	const char *ns = getenv("NOTIFY_SOCKET");
 	const char *wu = getenv("WATCHDOG_USEC"), *wp = getenv("WATCHDOG_PID");
+	const char *rf = getenv("FUGUE_READY_FD");
 	size_t n;
 
-	if (!ns || !*ns)
+	if (rf && *rf)		/* ready = fd: the same lines on a pipe */
+		ready_pipe = (int)parse_num(rf, 3, INT_MAX, "FUGUE_READY_FD");
+	else if (!ns || !*ns)
+		return;
+	if (watchdog && wu && *wu && (!wp || !*wp ||
+	    parse_num(wp, 1, INT_MAX, "WATCHDOG_PID") == self_pid)) {
+		wd_interval = parse_num(wu, 1, LLONG_MAX / 1000,
+		    "WATCHDOG_USEC") * 1000 / 2;
+		wd_next = now_ns() + wd_interval;
+	}
+	if (ready_pipe >= 0)
 		return;
 	n = strlen(ns);
 	if ((ns[0] != '/' && ns[0] != '@') || n >= sizeof notify_sa.sun_path)
@@ -357,16 +369,18 @@ static void setup_notify(int watchdog)
 	notify_salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
 	if ((notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
 		die(1, "socket(AF_UNIX): %s", strerror(errno));
-	if (watchdog && wu && *wu && (!wp || !*wp ||
-	    parse_num(wp, 1, INT_MAX, "WATCHDOG_PID") == self_pid)) {
-		wd_interval = parse_num(wu, 1, LLONG_MAX / 1000,
-		    "WATCHDOG_USEC") * 1000 / 2;
-		wd_next = now_ns() + wd_interval;
-	}
 }
 
 static void notify(const char *msg)
 {
+	if (ready_pipe >= 0) {
+		char line[64];
+		int n = snprintf(line, sizeof line, "%s\n", msg);
+
+		while (write(ready_pipe, line, (size_t)n) < 0 && errno == EINTR)
+			;
+		return;
+	}
 	if (notify_fd < 0)
 		return;
 	while (sendto(notify_fd, msg, strlen(msg), MSG_NOSIGNAL,

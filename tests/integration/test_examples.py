@@ -59,6 +59,8 @@ def test_example_node(t):
     path = os.path.join(ROOT, "examples", "hello.js")
     if not os.path.exists(path):
         fail("%s is missing" % path)
-    # "node" found on PATH, the script relative to working_dir.
-    _serve_example(t, "%s examples/hello.js" % os.path.basename(node),
-                   ready="500ms")
+    # "node" found on PATH, the script relative to working_dir; it says
+    # READY=1 on the pipe of ready = fd once it listens.
+    f = _serve_example(t, "%s examples/hello.js" % os.path.basename(node),
+                       ready="fd")
+    check(f.rc == 0, "fugue exited %s" % f.rc)

@@ -719,8 +719,12 @@ START_TEST(good_values)
 	ck_assert_int_eq(c.stop_signal, 10);
 	good_value("worker", "kill_timeout", "0");
 	ck_assert_int_eq(c.kill_timeout_ms, 0);
+	good_value("worker", "ready", "fd");
+	ck_assert(c.ready_notify && c.ready_pipe);
+	good_value("worker", "ready", "notify");
+	ck_assert(c.ready_notify && !c.ready_pipe);
 	good_value("worker", "ready", "250ms");
-	ck_assert(!c.ready_notify);
+	ck_assert(!c.ready_notify && !c.ready_pipe);
 	ck_assert_int_eq(c.ready_ms, 250);
 	good_value("worker", "ready", "0");
 	ck_assert_int_eq(c.ready_ms, 0);
@@ -823,9 +827,9 @@ START_TEST(bad_values)
 	bad_value("worker", "kill_timeout", "2y",
 	    "expected a duration (250ms, 10s, 5m, 1h), got \"2y\"");
 	bad_value("worker", "ready", "soon",
-	    "expected notify or a duration (250ms, 10s, 5m, 1h), got \"soon\"");
+	    "expected notify, fd or a duration (250ms, 10s, 5m, 1h), got \"soon\"");
 	bad_value("worker", "ready", "NOTIFY",
-	    "expected notify or a duration (250ms, 10s, 5m, 1h), got "
+	    "expected notify, fd or a duration (250ms, 10s, 5m, 1h), got "
 	    "\"NOTIFY\"");
 	bad_value("worker", "ready_timeout", "0",
 	    "expected a duration of more than 0, got \"0\"");
@@ -1612,7 +1616,7 @@ START_TEST(validate_watchdog)
 	    "command = /bin/true\nwatchdog = 10s\n"));
 	ck_assert_int_eq(config_validate(&c, false, &errs), 78);
 	ck_assert_uint_eq(errs.n, 1);
-	expect_error("%s: [worker] watchdog: needs ready = notify", path);
+	expect_error("%s: [worker] watchdog: needs ready = notify or fd", path);
 	errlist_free(&errs);
 	ck_assert_int_eq(config_set(&c, NULL, "ready", "notify", "--ready",
 	    &errs), 0);

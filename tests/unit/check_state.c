@@ -37,16 +37,16 @@ state_sample(struct state *s)
 	};
 	static const struct state_worker ws[] = {
 		{ 1001, 0, 3, W_STARTING, false, false, 11, 12, 0, 0, -1, 15,
-		    -1, 985 },
+		    -1, 985, -1 },
 		{ 1002, 1, 3, W_READY, true, false, -1, 13, 2, 400, 256,
-		    86400000LL * 365, 86400000LL * 300, -1 },
+		    86400000LL * 365, 86400000LL * 300, -1, 17 },
 		{ 1003, 0, 2, W_DRAINING, true, true, -1, 14, 7, 30000,
-		    9, 5000, 4000, 29999 },
+		    9, 5000, 4000, 29999, -1 },
 		{ 0, 2, 3, W_BACKOFF, false, false, -1, -1, 4, 1600, 139,
-		    0, -1, 1600 },
+		    0, -1, 1600, -1 },
 		{ INT_MAX, UINT_MAX, UINT_MAX, W_READY, true, false,
 		    (1 << 24), (1 << 24), UINT_MAX, UINT_MAX, INT_MAX,
-		    LLONG_MAX / 2, LLONG_MAX / 2, LLONG_MAX / 2 },
+		    LLONG_MAX / 2, LLONG_MAX / 2, LLONG_MAX / 2, -1 },
 	};
 	static const struct state_pipe ps[] = {
 		{ 12, 0, 1001 }, { 13, 1, 1002 }, { 20, 5, 999 },
@@ -154,6 +154,7 @@ expect_same_state(const struct state *a, const struct state *b)
 		ck_assert_int_eq(x->age_ms, y->age_ms);
 		ck_assert_int_eq(x->ready_age_ms, y->ready_age_ms);
 		ck_assert_int_eq(x->timer_ms, y->timer_ms);
+		ck_assert_int_eq(x->readyfd, y->readyfd);
 	}
 	ck_assert_uint_eq(a->nps, b->nps);
 	for (i = 0; i < a->nps; i++) {
@@ -479,7 +480,7 @@ END_TEST
 
 /* A small valid state; each corrupt case replaces one of its lines. */
 static const char *const base[] = {
-	"fugue-state 1",
+	"fugue-state 2",
 	"master 3 4 2 4 9 /run/fugue.notify",
 	"nofile 1024",
 	"listener 5 0 0 0 127.0.0.1:8080",
@@ -658,6 +659,14 @@ static const struct {
 	{ 6, "pipe 12 -1 1001" },
 	{ 6, "pipe 12 0" },
 	{ 6, "pipe 12 0 1001 " },
+	/* ready PID FD: after the worker record of PID */
+	{ 7, "ready 999 5" },
+	{ 7, "ready 0 5" },
+	{ 7, "ready 1001 -1" },
+	{ 7, "ready 1001 16777217" },
+	{ 7, "ready 1001" },
+	{ 7, "ready 1001 5 5" },
+	{ 3, "ready 1001 5" },
 	/* cfg */
 	{ 7, "cfg worker command /bin/%zz" },
 	{ 7, "cfg worker command %00" },
@@ -920,6 +929,7 @@ expect_same_config(const struct config *a, const struct config *b)
 	ck_assert_int_eq(a->stop_signal, b->stop_signal);
 	ck_assert_int_eq(a->kill_timeout_ms, b->kill_timeout_ms);
 	ck_assert_int_eq(a->ready_notify, b->ready_notify);
+	ck_assert_int_eq(a->ready_pipe, b->ready_pipe);
 	ck_assert_int_eq(a->ready_ms, b->ready_ms);
 	ck_assert_int_eq(a->ready_timeout_ms, b->ready_timeout_ms);
 	ck_assert_int_eq(a->watchdog_ms, b->watchdog_ms);
