@@ -22,6 +22,8 @@
  *                        on /dev/null, others closed, unless --keep-fds), print
  *                        "orphan <pid>", exit 0 at once (--serve: serve instead)
  *   report               print the /inherit JSON on one stdout line, then serve
+ *   notify MSG           send MSG to NOTIFY_SOCKET once, print "<pid> <errno>"
+ *                        (0: sent) and exit 0: a process that is not a worker
  *   Serving modes also take --no-watchdog (never send WATCHDOG=1).
  *
  * Endpoints: GET /  -> "worker <FUGUE_WORKER_ID> pid <pid> gen <FUGUE_GENERATION>"
@@ -91,6 +93,7 @@ extern char **environ;
 #define REQ_MS		30000	/* a started request, a body, a new connection */
 #define GRACE_MS	500	/* keep-alive connection idle at drain */
 #define USAGE "usage: worker serve|ignore-term|no-ready|report|slow-ready MS|" \
+	"notify MSG|" \
 	"crash [--after MS] [--code N] [--signal N]|print --lines N [--len L] " \
 	"[--stream out|err|both] [--partial]|orphan [--sleep MS] [--keep-fds] " \
 	"[--serve] [--no-watchdog]"
@@ -907,13 +910,14 @@ static void print_lines(long long lines, long long len, const char *stream,
 
 int main(int argc, char **argv)
 {
-	enum { SERVE, CRASH, IGNORE, SLOW, NOREADY, PRINT, ORPHAN, REPORT } mode;
+	enum { SERVE, CRASH, IGNORE, SLOW, NOREADY, PRINT, ORPHAN, REPORT,
+	    NOTIFY } mode;
 	static const char *const names[] = { "serve", "crash", "ignore-term",
-	    "slow-ready", "no-ready", "print", "orphan", "report" };
+	    "slow-ready", "no-ready", "print", "orphan", "report", "notify" };
 	long long after = 0, code = 1, sig = 0, lines = -1, len = 80;
 	long long sleep_for = 2000, ready_ms = -1;
 	int partial = 0, keep_fds = 0, no_wd = 0, orphan_serves = 0;
-	const char *stream = "out";
+	const char *stream = "out", *msg = NULL;
 	int i;
 
 	capture();		/* first: before anything changes */
@@ -944,6 +948,8 @@ int main(int argc, char **argv)
 			no_wd = 1;
 		else if (mode == SLOW && ready_ms < 0 && a[0] != '-')
 			ready_ms = parse_num(a, 0, 86400000, "slow-ready delay");
+		else if (mode == NOTIFY && !msg)
+			msg = a;
 		else if (a[0] != '-')
 			die(2, "%s: unexpected argument \"%s\"; %s", argv[1], a, USAGE);
 		else if (!v)
@@ -970,7 +976,16 @@ int main(int argc, char **argv)
 	if (mode == PRINT && (lines < 0 || (strcmp(stream, "out") &&
 	    strcmp(stream, "err") && strcmp(stream, "both"))))
 		die(2, "print needs --lines N and --stream out, err or both; %s", USAGE);
+	if (mode == NOTIFY && (!msg || !getenv("NOTIFY_SOCKET")))
+		die(2, "notify needs a message and NOTIFY_SOCKET; %s", USAGE);
 
+	if (mode == NOTIFY) {
+		setup_notify(0);
+		printf("%d %d\n", (int)self_pid, sendto(notify_fd, msg,
+		    strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&notify_sa,
+		    notify_salen) < 0 ? errno : 0);
+		exit(0);
+	}
 	if (mode == CRASH) {
 		sleep_ms(after);
 		if (sig) {
