@@ -262,12 +262,34 @@ unusable_dir(const char *dir)
 	return NULL;
 }
 
+/* May the workers' credentials search st (by its mode bits; an ACL may
+ * allow what they do not: then the start finds out). */
+static bool
+may_search(const struct config *c, const char *dir, const struct stat *st)
+{
+	bool member = st->st_gid == c->gid;
+
+	if (c->user == NULL && c->group == NULL)
+		return faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) == 0;
+	if ((c->user ? c->uid : geteuid()) == 0)
+		return true;
+	if (st->st_uid == (c->user ? c->uid : geteuid()))
+		return st->st_mode & S_IXUSR;
+	for (int i = 0; i < c->ngroups; i++)
+		member |= c->groups[i] == st->st_gid;
+	if (member)
+		return st->st_mode & S_IXGRP;
+	return (st->st_mode & S_IXOTH) || getxattr(dir,
+	    "system.posix_acl_access", NULL, 0) > 0;
+}
+
 /* Where the notify socket goes (as gen_plan picks it). */
 static void
 check_runtime_dir(struct check *k)
 {
 	const struct config *c = k->c;
 	const char *dir = c->runtime_dir, *from = NULL, *why;
+	struct stat st;
 
 	if (!c->ready_notify || c->ready_pipe)
 		return;
@@ -276,7 +298,10 @@ check_runtime_dir(struct check *k)
 		dir = "/tmp";
 		from = NULL;
 	}
-	if ((why = unusable_dir(dir)) != NULL)
+	if ((why = unusable_dir(dir)) == NULL && stat(dir, &st) == 0 &&
+	    !may_search(c, dir, &st))
+		why = "the workers may not enter it";
+	if (why != NULL)
 		fail(k, EX_UNAVAIL_, "runtime_dir", "%s%s%s%s: %s (ready = "
 		    "notify makes the workers' socket there)", from ? "$" : "",
 		    from ? from : "", from ? "=" : "", dir, why);
@@ -299,27 +324,6 @@ check_command(struct check *k)
 		fail(k, EX_UNAVAIL_, "command", "%s: %s", c->argv.v[0],
 		    strerror(errno));
 	free(path);
-}
-
-/* May the workers' credentials search st (by its mode bits; an ACL may
- * allow what they do not: then the start finds out). */
-static bool
-may_search(const struct config *c, const char *dir, const struct stat *st)
-{
-	bool member = st->st_gid == c->gid;
-
-	if (c->user == NULL && c->group == NULL)
-		return faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) == 0;
-	if ((c->user ? c->uid : geteuid()) == 0)
-		return true;
-	if (st->st_uid == (c->user ? c->uid : geteuid()))
-		return st->st_mode & S_IXUSR;
-	for (int i = 0; i < c->ngroups; i++)
-		member |= c->groups[i] == st->st_gid;
-	if (member)
-		return st->st_mode & S_IXGRP;
-	return (st->st_mode & S_IXOTH) || getxattr(dir,
-	    "system.posix_acl_access", NULL, 0) > 0;
 }
 
 static void

@@ -275,3 +275,26 @@ def test_check_finds_what_the_start_would(t):
               % (rc, code, keys, err))
         check(_lines(conf, err) == got, "the start said %r, -t %r"
               % (err, got))
+
+
+@needs_root("workers run as another user")
+def test_check_runtime_dir_the_workers_cannot_enter(t):
+    # ready = notify with user = nobody and a runtime_dir only root may
+    # enter ($XDG_RUNTIME_DIR of a root login is 0700): the workers could
+    # never reach their notify socket; -t and the start say so at once
+    # instead of waiting ready_timeout.
+    rdir = t.path("run")
+    os.mkdir(rdir, 0o700)
+    conf = t.basic_config(count=1, ready="notify",
+                          command=t.staged(WORKER) + " serve",
+                          master={"runtime_dir": rdir},
+                          worker={"user": "nobody"})
+    want = r"\[master\] runtime_dir: %s: the workers may not enter it" \
+        % re.escape(rdir)
+    rc, out, err = t.run(["-c", conf, "-t"])
+    check(rc == 78 and re.search(want, err), "-t: %d %r" % (rc, err))
+    rc, out, err = t.run(["-c", conf], timeout=15)
+    check(rc == 69 and re.search(want, err), "start: %d %r" % (rc, err))
+    os.chmod(rdir, 0o711)
+    rc, out, err = t.run(["-c", conf, "-t"])
+    check(rc == 0, "-t with runtime_dir 0711: %d %r" % (rc, err))
