@@ -73,7 +73,7 @@ client_default_timeout(const struct config *c, const char *action,
 		return c->ready_timeout_ms + 30 * 1000;
 	if (action == NULL || strcmp(action, "status") == 0)
 		return 10 * 1000;
-	return 2 * c->ready_timeout_ms + 30 * 1000;
+	return 2 * c->ready_timeout_ms + c->ready_hold_ms + 30 * 1000;
 }
 
 /* sig to the master holding pid_file's lock (its pid in *pid): 0, or an

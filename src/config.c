@@ -478,6 +478,7 @@ static const struct key keys[] = {
 	{ W, "kill_timeout",	set_duration, F(kill_timeout_ms), 0, 0, false },
 	{ W, "ready",		set_ready, 0, 0, 0, false },
 	{ W, "ready_timeout",	set_duration, F(ready_timeout_ms), 1, 0, false },
+	{ W, "ready_hold",	set_duration, F(ready_hold_ms), 0, 0, false },
 	{ W, "watchdog",	set_duration, F(watchdog_ms), 0, 0, false },
 	{ W, "master_death_signal", set_signal, F(master_death_signal), 0, 0,
 	    false },
@@ -751,6 +752,7 @@ config_init(struct config *c)
 	c->kill_timeout_ms = 30 * 1000;
 	c->ready_ms = 1000;
 	c->ready_timeout_ms = 60 * 1000;
+	c->ready_hold_ms = 1000;
 	c->master_death_signal = SIGTERM;
 	c->restart_delay_max_ms = 30 * 1000;
 }

@@ -67,6 +67,8 @@ struct config {
 	bool		 ready_pipe;	/* ready = fd: on a pipe, not a socket */
 	int64_t		 ready_ms;	/* ready = <duration>, default 1 s */
 	int64_t		 ready_timeout_ms;	/* default 60 s */
+	int64_t		 ready_hold_ms;	/* a reload's new workers ready and
+					 * alive this long; default 1 s */
 	int64_t		 watchdog_ms;	/* default 0 (off) */
 	int		 master_death_signal;	/* default SIGTERM */
 	int64_t		 restart_delay_max_ms;	/* default 30 s */

@@ -252,6 +252,8 @@ adopt_worker(struct master *m, const struct state *s,
 		if (sw->outfd >= 0 && lp->io.fd == sw->outfd) {
 			w->out = lp;
 			lp->owner = &w->out;
+			lp->last = w->last_line;
+			lp->lastsz = sizeof(w->last_line);
 		}
 	if (sw->readyfd >= 0) {
 		fcntl(sw->readyfd, F_SETFD, FD_CLOEXEC);

@@ -275,15 +275,36 @@ logpipe_prefix(const struct logpipe *lp, char *buf, size_t len)
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
+/* The last of the lines just added to out (from off on), without its
+ * prefix, for the owner (a worker that fails to start: its last words). */
+static void
+keep_last(struct logpipe *lp, const struct outbuf *out, size_t off,
+    size_t plen)
+{
+	const char *end = out->p + out->len - 1, *p = end;
+
+	if (lp->last == NULL || out->len <= off)
+		return;
+	while (p > out->p + off && p[-1] != '\n')
+		p--;
+	p += plen;
+	if (p > end)
+		p = end;
+	snprintf(lp->last, lp->lastsz, "%.*s", (int)(end - p), p);
+}
+
 void
 logpipe_flush(struct logpipe *lp)
 {
 	struct logsink *s = lp->sink;
 	char prefix[96];
 	size_t plen = logpipe_prefix(lp, prefix, sizeof(prefix));
+	size_t off = s->out.len;
 
-	if (linebuf_flush(&lp->lb, prefix, plen, &s->out))
+	if (linebuf_flush(&lp->lb, prefix, plen, &s->out)) {
+		keep_last(lp, &s->out, off, plen);
 		logsink_write(s);
+	}
 }
 
 void
@@ -297,6 +318,7 @@ logpipe_free(struct logpipe *lp)
 	linebuf_free(&lp->lb);
 	if (lp->owner)
 		*lp->owner = NULL;
+	lp->last = NULL;
 	if (lp->prev)
 		lp->prev->next = lp->next;
 	else
@@ -313,7 +335,7 @@ logpipe_read(struct logpipe *lp)
 	static char buf[65536];
 	struct logsink *s = lp->sink;
 	char prefix[96];
-	size_t plen, lines;
+	size_t plen, lines, off;
 	ssize_t n;
 
 	n = read(lp->io.fd, buf, sizeof(buf));
@@ -324,9 +346,12 @@ logpipe_read(struct logpipe *lp)
 		return -1;
 	}
 	plen = logpipe_prefix(lp, prefix, sizeof(prefix));
+	off = s->out.len;
 	lines = linebuf_feed(&lp->lb, buf, (size_t)n, prefix, plen, &s->out);
-	if (lines)
+	if (lines) {
+		keep_last(lp, &s->out, off, plen);
 		logsink_write(s);
+	}
 	return 1;
 }
 

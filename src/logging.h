@@ -77,6 +77,9 @@ struct logpipe {
 	unsigned	 slot;
 	pid_t		 pid;
 	void		**owner;	/* cleared when the pipe ends */
+	char		*last;		/* the owner's copy of the last line
+					 * read (lastsz bytes), or NULL */
+	size_t		 lastsz;
 };
 
 /* A new pipe for a worker of slot: the read end is watched, the write end

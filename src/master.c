@@ -192,23 +192,63 @@ wants_back(const struct master *m, const struct worker *w)
 	    workers_find_slot(&m->sv.wt, w->gen, w->slot) == NULL;
 }
 
+/* Failed starts in a row, in every slot of a first generation none of
+ * whose workers was ever ready, after which fugue gives up at once instead
+ * of at ready_timeout (a bad flag, a missing database). */
+#define FAIL_FAST_STARTS	3
+
+/* The first generation only crash-loops: exit 69 with the last failure
+ * and the last line the worker wrote before it. */
+static void
+first_failing(struct master *m, struct worker *w)
+{
+	struct worker *x;
+
+	if (m->seen_ready)
+		return;
+	TAILQ_FOREACH(x, &m->sv.wt.list, link)
+		if (x->g == m->serving && x->restarts < FAIL_FAST_STARTS)
+			return;
+	log_error("first generation not ready: every worker failed to start "
+	    "%u times in a row; the last: %s%s%s%s", FAIL_FAST_STARTS,
+	    m->sv.why, w->last_line[0] ? "; its last line: \"" : "",
+	    w->last_line, w->last_line[0] ? "\"" : "");
+	/* Not from inside the supervisor's step: after this event. */
+	m->exit_code = EX_UNAVAIL_;
+	m->give_up = true;
+	ev_prepare_start(m->loop, &m->later);
+}
+
 /* The supervisor's report of one transition. */
 static void
 on_worker(void *arg, struct worker *w, enum worker_event e,
     enum worker_state from)
 {
 	struct master *m = arg;
-	char how[96], why[320];
+	char how[96], why[320], d[32];
 
 	if (from == W_STARTING && w->state == W_READY) {
+		if (w->g == m->serving)
+			m->seen_ready = true;
 		reload_check(m);
+		return;
+	}
+	if (e == WE_EXIT && m->phase == M_STARTING && w->g == m->serving &&
+	    from != W_DRAINING) {
+		first_failing(m, w);
 		return;
 	}
 	if (e != WE_EXIT || w->g != m->starting || from == W_DRAINING ||
 	    m->phase == M_STOPPING)
 		return;
 	/* A new generation never restarts before it is in service. */
-	if (w->exec_ok) {
+	if (w->exec_ok && m->holding) {
+		describe_status(w->last_status, how, sizeof(how));
+		format_duration(w->g->cfg.ready_hold_ms, d, sizeof(d));
+		snprintf(why, sizeof(why), "worker %u (pid %ld) of generation "
+		    "%u %s within ready_hold %s of being ready", w->slot,
+		    (long)w->pid, w->gen, how, d);
+	} else if (w->exec_ok) {
 		describe_status(w->last_status, how, sizeof(how));
 		snprintf(why, sizeof(why), "worker %u (pid %ld) of generation "
 		    "%u %s before the generation was ready", w->slot,
@@ -238,6 +278,21 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents)
 		master_finish(m);
 }
 
+/* ready = notify or fd, and a worker that runs (its exec worked) has sent
+ * no READY=1. */
+static bool
+silent(const struct master *m, const struct generation *g)
+{
+	const struct worker *w;
+
+	if (!g->cfg.ready_notify)
+		return false;
+	TAILQ_FOREACH(w, &m->sv.wt.list, link)
+		if (w->g == g && w->state == W_STARTING && w->exec_ok)
+			return true;
+	return false;
+}
+
 /* A generation did not get ready in time: a reload is rolled back; the
  * first generation ends fugue. */
 static void
@@ -249,6 +304,12 @@ gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (m->holding) {		/* the new workers held: they serve */
+		m->holding = false;
+		m->held = true;
+		reload_check(m);
+		return;
+	}
 	/* After a stall of the master, READY=1 may wait on the socket (see
 	 * supervise.c's timer_cb): read it before judging. */
 	if (g->cfg.ready_notify) {
@@ -260,9 +321,11 @@ gen_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 	format_duration(g->cfg.ready_timeout_ms, d, sizeof(d));
 	snprintf(why, sizeof(why), "%u of %u workers ready after "
-	    "ready_timeout %s%s%s", workers_count(&m->sv.wt, g->id,
+	    "ready_timeout %s%s%s%s", workers_count(&m->sv.wt, g->id,
 	    WS(W_READY)), g->target, d, m->sv.why[0] ? "; last failure: " :
-	    "", m->sv.why);
+	    "", m->sv.why, silent(m, g) ? "; no READY=1 came from running "
+	    "workers (if the server does not speak sd_notify, set ready to a "
+	    "duration)" : "");
 	if (m->starting) {
 		reload_rollback(m, why);
 		return;
@@ -283,6 +346,11 @@ later_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 
 	(void)revents;
 	ev_prepare_stop(loop, p);
+	if (m->give_up) {
+		m->give_up = false;
+		master_stop(m, false);
+		return;
+	}
 	if (m->exec_due) {
 		m->exec_due = false;
 		upgrade_exec_now(m);

@@ -34,6 +34,8 @@ struct master {
 	pid_t		 pid;
 	enum master_phase phase;
 	int		 exit_code;
+	bool		 seen_ready;	/* a worker of the first generation was */
+	bool		 give_up;	/* stop once the current event is done */
 
 	struct gen_list	 gens;		/* every generation alive, oldest first */
 	struct generation *serving;
@@ -68,7 +70,10 @@ struct master {
 
 	ev_signal	 sigs[MASTER_NSIG];
 	ev_child	 child;
-	ev_timer	 gen_timer;	/* ready_timeout of a starting generation */
+	ev_timer	 gen_timer;	/* ready_timeout of a starting generation,
+					 * then its ready_hold */
+	bool		 holding;	/* gen_timer runs the ready_hold */
+	bool		 held;		/* the ready_hold passed */
 	ev_timer	 stop_timer;	/* kill deadline of a stop */
 	ev_timer	 watchdog;	/* systemd's, at half its interval */
 };

@@ -217,6 +217,7 @@ commit(struct master *m)
 	struct generation *old = m->serving, *g = m->starting;
 
 	ev_timer_stop(m->loop, &m->gen_timer);
+	m->holding = m->held = false;
 	old->phase = G_OLD;
 	g->phase = G_SERVING;
 	m->serving = g;
@@ -241,6 +242,25 @@ commit(struct master *m)
 	op_done(m);
 }
 
+/* Every new worker is ready: it must stay alive for ready_hold before the
+ * old generation goes (a server that says READY=1 before it has loaded its
+ * application would crash-loop after the drain). An exit meanwhile rolls
+ * the reload back. */
+static void
+hold(struct master *m)
+{
+	struct generation *g = m->starting;
+	char d[32];
+
+	format_duration(g->cfg.ready_hold_ms, d, sizeof(d));
+	log_info("%s: every worker of generation %u is ready; holding %s "
+	    "before draining generation %u", op(m), g->id, d, m->serving->id);
+	m->holding = true;
+	ev_timer_stop(m->loop, &m->gen_timer);
+	ev_timer_set(&m->gen_timer, g->cfg.ready_hold_ms / 1000.0, 0);
+	ev_timer_start(m->loop, &m->gen_timer);
+}
+
 void
 reload_check(struct master *m)
 {
@@ -248,8 +268,12 @@ reload_check(struct master *m)
 	    m->serving->id, WS(W_READY)) >= m->serving->target)
 		first_ready(m);
 	else if (m->starting && workers_count(&m->sv.wt, m->starting->id,
-	    WS(W_READY)) >= m->starting->target)
-		commit(m);
+	    WS(W_READY)) >= m->starting->target) {
+		if (m->held || m->starting->cfg.ready_hold_ms == 0)
+			commit(m);
+		else if (!m->holding)
+			hold(m);
+	}
 }
 
 void
@@ -258,6 +282,7 @@ reload_rollback(struct master *m, const char *why)
 	struct generation *g = m->starting;
 
 	ev_timer_stop(m->loop, &m->gen_timer);
+	m->holding = m->held = false;
 	log_error("%s failed: %s; generation %u keeps serving", op(m), why,
 	    m->serving->id);
 	m->starting = NULL;

@@ -561,6 +561,7 @@ state_config_dump(const struct config *c, struct strvec *out)
 	else
 		cfg_ms(out, "worker", "ready", c->ready_ms);
 	cfg_ms(out, "worker", "ready_timeout", c->ready_timeout_ms);
+	cfg_ms(out, "worker", "ready_hold", c->ready_hold_ms);
 	cfg_ms(out, "worker", "watchdog", c->watchdog_ms);
 	cfg_line(out, "worker", "master_death_signal",
 	    signal_name(c->master_death_signal));

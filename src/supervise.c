@@ -204,6 +204,9 @@ spawn(struct supervisor *sv, struct worker *w)
 	}
 	lp->pid = pid;
 	lp->owner = &w->out;
+	lp->last = w->last_line;
+	lp->lastsz = sizeof(w->last_line);
+	w->last_line[0] = '\0';
 	w->out = lp;
 	w->pid = pid;
 	w->state = W_STARTING;
@@ -372,8 +375,10 @@ sv_exited(struct supervisor *sv, struct worker *w, int status, bool again)
 		/* Its last lines before the line about its exit; the pipe
 		 * lives on while a grandchild holds it. */
 		logpipe_drain(lp);
-		if (w->out)
+		if (w->out) {
 			lp->owner = NULL;
+			lp->last = NULL;
+		}
 		w->out = NULL;
 	}
 	sv_ready_close(sv, w);

@@ -42,6 +42,7 @@ struct worker {
 	bool		 rskip;		/* rest of an overlong line: skipped */
 	char		 rline[256];
 	void		*out;		/* its output pipe (struct logpipe) */
+	char		 last_line[120];	/* the last line it wrote */
 };
 
 TAILQ_HEAD(worker_list, worker);

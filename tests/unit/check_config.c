@@ -573,6 +573,7 @@ START_TEST(defaults)
 	ck_assert(!c.ready_notify);
 	ck_assert_int_eq(c.ready_ms, 1000);
 	ck_assert_int_eq(c.ready_timeout_ms, 60000);
+	ck_assert_int_eq(c.ready_hold_ms, 1000);
 	ck_assert_int_eq(c.watchdog_ms, 0);
 	ck_assert_int_eq(c.master_death_signal, SIGTERM);
 	ck_assert_int_eq(c.restart_delay_max_ms, 30000);
@@ -730,6 +731,10 @@ START_TEST(good_values)
 	ck_assert_int_eq(c.ready_ms, 0);
 	good_value("worker", "ready_timeout", "1ms");
 	ck_assert_int_eq(c.ready_timeout_ms, 1);
+	good_value("worker", "ready_hold", "0");
+	ck_assert_int_eq(c.ready_hold_ms, 0);
+	good_value("worker", "ready_hold", "2500ms");
+	ck_assert_int_eq(c.ready_hold_ms, 2500);
 	good_value("worker", "restart_delay_max", "100ms");
 	ck_assert_int_eq(c.restart_delay_max_ms, 100);
 	good_value("worker", "env", "A==b c");

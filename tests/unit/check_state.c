@@ -932,6 +932,7 @@ expect_same_config(const struct config *a, const struct config *b)
 	ck_assert_int_eq(a->ready_pipe, b->ready_pipe);
 	ck_assert_int_eq(a->ready_ms, b->ready_ms);
 	ck_assert_int_eq(a->ready_timeout_ms, b->ready_timeout_ms);
+	ck_assert_int_eq(a->ready_hold_ms, b->ready_hold_ms);
 	ck_assert_int_eq(a->watchdog_ms, b->watchdog_ms);
 	ck_assert_int_eq(a->master_death_signal, b->master_death_signal);
 	ck_assert_int_eq(a->restart_delay_max_ms, b->restart_delay_max_ms);
@@ -974,6 +975,7 @@ START_TEST(config_roundtrip_full)
 	set(&c1, "worker", "kill_timeout", "1.5s");
 	set(&c1, "worker", "ready", "notify");
 	set(&c1, "worker", "ready_timeout", "2m");
+	set(&c1, "worker", "ready_hold", "3s");
 	set(&c1, "worker", "watchdog", "250ms");
 	set(&c1, "worker", "master_death_signal", "9");
 	set(&c1, "worker", "restart_delay_max", "1h");
@@ -995,6 +997,7 @@ START_TEST(config_roundtrip_full)
 	ck_assert_ptr_null(c2.argv.v[9]);
 	ck_assert_int_eq(c2.kill_timeout_ms, 1500);
 	ck_assert_int_eq(c2.ready_timeout_ms, 120000);
+	ck_assert_int_eq(c2.ready_hold_ms, 3000);
 	ck_assert_int_eq(c2.watchdog_ms, 250);
 	ck_assert_int_eq(c2.restart_delay_max_ms, 3600000);
 	ck_assert_int_eq(c2.stop_signal, SIGQUIT);
