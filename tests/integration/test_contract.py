@@ -299,6 +299,27 @@ def test_privilege_drop(t):
     check(os.stat("/proc/%d" % f.pid).st_uid == 0, "the master dropped root")
 
 
+@needs_root("to drop privileges to nobody")
+def test_worker_reopens_its_output_as_its_user(t):
+    # A worker run as another user can open its own stdout and stderr
+    # again (/dev/stderr, /proc/self/fd/2: php-fpm's error_log): the pipe
+    # to the master is its user's.
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user nobody")
+    t.stage_for_other_users()
+    cmd = ("/bin/sh -c 'echo reopened-err >/dev/stderr && "
+           "echo reopened-out >/proc/self/fd/1 && exec \"$0\" serve' %s"
+           % t.worker)
+    conf = t.basic_config(count=1, command=cmd, worker={"user": "nobody"})
+    f = t.start_ready(conf, 1)
+    f.wait_log(r"worker 0 \(pid \d+\): reopened-err$")
+    f.wait_log(r"worker 0 \(pid \d+\): reopened-out$")
+    check("Permission denied" not in f.log(), "a reopen was refused: %s"
+          % f.log()[-400:])
+
+
 @needs_root("to drop privileges to nobody:daemon")
 def test_privilege_drop_with_group(t):
     try:
