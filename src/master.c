@@ -114,7 +114,7 @@ stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		if (w->pid > 0) {
 			log_warnx("worker %u (pid %ld) still running; sending "
 			    "KILL", w->slot, (long)w->pid);
-			sv_signal(w, SIGKILL);
+			sv_kill(w);
 		}
 }
 
