@@ -469,8 +469,10 @@ void
 upgrade_checked(struct master *m, int status)
 {
 	struct upgrade_check *c = &m->check;
-	char why[256], how[96], *p, *end, *nl;
+	char why[400], how[96], *p, *end, *nl;
 	bool trial = c->trial;
+	unsigned lines = 0;
+	size_t n;
 
 	if (upgrade_check_exited(c, status, why, sizeof(why)) == 0) {
 		outbuf_free(&c->out);
@@ -483,12 +485,25 @@ upgrade_checked(struct master *m, int status)
 		}
 		return;
 	}
+	/* Every line it printed is logged; the first ones also go into the
+	 * refusal, which is what `fugue upgrade` prints. */
+	n = strlen(why);
 	for (p = c->out.p, end = p + c->out.len; p && p < end; p = nl + 1) {
 		if ((nl = memchr(p, '\n', end - p)) == NULL)
 			nl = end;
-		if (nl > p)
-			log_error("upgrade %s: %.*s", trial ? "trial" : "check",
-			    (int)(nl - p), p);
+		if (nl == p)
+			continue;
+		log_error("upgrade %s: %.*s", trial ? "trial" : "check",
+		    (int)(nl - p), p);
+		if (lines++ < 3 && n < sizeof(why) - 1) {
+			const char *q = p;
+
+			if (nl - q > 7 && memcmp(q, "fugue: ", 7) == 0)
+				q += 7;
+			n += snprintf(why + n, sizeof(why) - n, "%s%.*s",
+			    lines == 1 ? ": " : "; ", (int)(nl - q), q);
+		} else if (lines == 4 && n < sizeof(why) - 1)
+			n += snprintf(why + n, sizeof(why) - n, "; ...");
 	}
 	describe_status(status, how, sizeof(how));
 	log_error("upgrade: %s%s %s", m->self_path, trial ? "" : " -t", how);
