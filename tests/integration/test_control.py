@@ -198,7 +198,7 @@ def test_scale(t):
     _, rows = _status_text(t, conf)
     check(len(rows) == 3, "status rows after scale 3: %s" % rows)
     collect_ids(t.port, [0, 1, 2], test=t)
-    check(ctl(sock, "scale 1\n") == "ok: 1 workers\n", "scale 1 answer")
+    check(ctl(sock, "scale 1\n") == "ok: 1 worker\n", "scale 1 answer")
     j = _ready_json(sock, 1)
     f.wait_children(1)
     check([w["slot"] for w in j["workers"]] == [0], "after scale 1: %s"
