@@ -185,8 +185,12 @@ control_request(const char *path, const char *cmd)
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
-		fprintf(stderr, "fugue: control socket %s: %s (is fugue "
-		    "running?)\n", path, strerror(errno));
+		int e = errno;
+
+		fprintf(stderr, "fugue: control socket %s: %s%s\n", path,
+		    strerror(e), e == EACCES || e == EPERM ? " (it answers "
+		    "only root and the user fugue runs as)" : e == ENOENT ||
+		    e == ECONNREFUSED ? " (is fugue running?)" : "");
 		if (fd != -1)
 			close(fd);
 		return EX_UNAVAIL_;

@@ -99,6 +99,19 @@ set_log_level(struct config *c, const struct key *k, const char *v,
 }
 
 static int
+set_kill_mode(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	/* in enum kill_mode order */
+	static const char *const words[] = { "mixed", "group", "process",
+	    NULL };
+
+	(void)k;
+	return set_word(v, words, &c->kill_mode, err, len,
+	    "mixed, group or process");
+}
+
+static int
 set_subreaper(struct config *c, const struct key *k, const char *v,
     char *err, size_t len)
 {
@@ -476,6 +489,7 @@ static const struct key keys[] = {
 	{ W, "clear_env",	set_bool, F(clear_env), 0, 0, false },
 	{ W, "stop_signal",	set_signal, F(stop_signal), 0, 0, false },
 	{ W, "kill_timeout",	set_duration, F(kill_timeout_ms), 0, 0, false },
+	{ W, "kill_mode",	set_kill_mode, 0, 0, 0, false },
 	{ W, "ready",		set_ready, 0, 0, 0, false },
 	{ W, "ready_timeout",	set_duration, F(ready_timeout_ms), 1, 0, false },
 	{ W, "ready_hold",	set_duration, F(ready_hold_ms), 0, 0, false },
@@ -749,6 +763,7 @@ config_init(struct config *c)
 	c->gid = (gid_t)-1;
 	c->umask = -1;
 	c->stop_signal = SIGTERM;
+	c->kill_mode = KILL_MIXED;
 	c->kill_timeout_ms = 30 * 1000;
 	c->ready_ms = 1000;
 	c->ready_timeout_ms = 60 * 1000;

@@ -12,6 +12,10 @@
 
 enum log_level { LVL_ERROR, LVL_WARN, LVL_INFO, LVL_DEBUG };
 enum subreaper_mode { SUBREAPER_AUTO, SUBREAPER_NO, SUBREAPER_YES };
+/* Who gets a worker's stop signal and its SIGKILL (systemd's KillMode=):
+ * mixed: the stop signal to the worker process, SIGKILL to its group;
+ * group: both to the group; process: both to the process alone. */
+enum kill_mode { KILL_MIXED, KILL_GROUP, KILL_PROCESS };
 
 #define ADDRESS_TEXT_MAX	160
 #define CONFIG_LISTEN_MAX	256	/* addresses: what LISTEN_FDS passes */
@@ -62,6 +66,7 @@ struct config {
 	struct strvec	 env;		/* "NAME=value" lines */
 	bool		 clear_env;
 	int		 stop_signal;	/* default SIGTERM */
+	int		 kill_mode;	/* enum kill_mode, default KILL_MIXED */
 	int64_t		 kill_timeout_ms;	/* default 30 s */
 	bool		 ready_notify;	/* ready = notify or fd: sd_notify lines */
 	bool		 ready_pipe;	/* ready = fd: on a pipe, not a socket */

@@ -24,12 +24,14 @@ open_error(char *err, size_t len, const struct address *a, int e)
 }
 
 /*
- * What is at a UNIX socket path now: 0 nothing (or a stale socket, removed),
- * else an exit code with err filled.
+ * Make way for a UNIX socket at path: 0 when nothing is there, or when a
+ * stale socket file was (nobody answers on it, and it is ours or
+ * socket_owner's: never a file of another user); else an exit code with
+ * err filled.
  */
 static int
-unix_clear_path(const struct address *a, const char *path, char *err,
-    size_t len)
+unix_clear_path(const struct address *a, const char *path, uid_t owner,
+    char *err, size_t len)
 {
 	struct stat st;
 	int fd, r;
@@ -45,55 +47,59 @@ unix_clear_path(const struct address *a, const char *path, char *err,
 		    "not replacing it", a->text, path);
 		return EX_CANTCREAT_;
 	}
-	/* A socket file: replace it only if nobody answers on it. */
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (st.st_uid != geteuid() && st.st_uid != owner) {
+		snprintf(err, len, "listen %s: %s is a socket of uid %ld; "
+		    "not replacing it", a->text, path, (long)st.st_uid);
+		return EX_CANTCREAT_;
+	}
+	/* Replace it only if nobody answers on it. Non-blocking: a full
+	 * backlog (EAGAIN) is someone listening, not a wait. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1)
 		return open_error(err, len, a, errno);
 	r = connect(fd, (const struct sockaddr *)&a->sa, a->salen);
+	if (r == -1)
+		r = errno;
 	close(fd);
-	if (r == 0) {
-		snprintf(err, len, "listen %s: Address already in use "
-		    "(something answers on it)", a->text);
+	if (r != ECONNREFUSED && r != ENOENT) {
+		snprintf(err, len, "listen %s: Address already in use (%s)",
+		    a->text, r == 0 || r == EAGAIN ? "something answers on it" :
+		    strerror(r));
 		return EX_TEMPFAIL_;
 	}
-	return 0;	/* stale: the rename below replaces it atomically */
+	if (unlink(path) == -1 && errno != ENOENT) {
+		snprintf(err, len, "listen %s: removing the stale socket: %s",
+		    a->text, strerror(errno));
+		return EX_CANTCREAT_;
+	}
+	return 0;
 }
 
+/*
+ * Bound at its configured path, so that getsockname() in a worker names
+ * it (servers match inherited sockets by that name). No client connects
+ * before listen(), and with socket_mode the file is created with no
+ * permission at all and given its mode and owner before that: nobody ever
+ * sees looser permissions.
+ */
 static int
 listen_unix(struct listener *l, const struct address *a, int backlog,
     int mode, uid_t uid, gid_t gid, char *err, size_t len)
 {
-	const struct sockaddr_un *target = (const struct sockaddr_un *)&a->sa;
-	struct sockaddr_un tmp;
-	struct stat st;
+	const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
+	struct stat st, now;
+	mode_t old = 0;
+	bool made;
 	int fd, r;
-	bool renamed;
 
-	if ((r = unix_clear_path(a, target->sun_path, err, len)) != 0)
+	if ((r = unix_clear_path(a, path, uid, err, len)) != 0)
 		return r;
-
-	/* Bind under a temporary name, set mode and owner, then rename into
-	 * place: no client ever sees the socket with looser permissions, and
-	 * a stale file is replaced atomically. */
-	memset(&tmp, 0, sizeof(tmp));
-	tmp.sun_family = AF_UNIX;
-	r = snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.%ld~",
-	    target->sun_path, (long)getpid());
-	renamed = r > 0 && (size_t)r < sizeof(tmp.sun_path);
-	if (!renamed) {
-		/* No room for a temporary name: bind in place. */
-		tmp = *target;
-		unlink(target->sun_path);
-	} else
-		unlink(tmp.sun_path);
-
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1)
 		return open_error(err, len, a, errno);
-	mode_t old = umask(mode >= 0 ? 0777 : 0);
-	if (mode < 0)
-		umask(old);
-	r = bind(fd, (struct sockaddr *)&tmp, sizeof(tmp));
+	if (mode >= 0)
+		old = umask(0777);
+	r = bind(fd, (const struct sockaddr *)&a->sa, a->salen);
 	if (mode >= 0)
 		umask(old);
 	if (r == -1) {
@@ -102,14 +108,22 @@ listen_unix(struct listener *l, const struct address *a, int backlog,
 		snprintf(err, len, "listen %s: %s", a->text, strerror(r));
 		return r == EADDRINUSE ? EX_TEMPFAIL_ : EX_CANTCREAT_;
 	}
-	if ((mode >= 0 && chmod(tmp.sun_path, mode) == -1) ||
-	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
-	    chown(tmp.sun_path, uid, gid) == -1) ||
-	    listen(fd, backlog) == -1 ||
-	    (renamed && rename(tmp.sun_path, target->sun_path) == -1) ||
-	    stat(target->sun_path, &st) == -1) {
+	/* Mode and owner of the file just created, then listen(): until
+	 * then a connect is refused, whatever the permissions. */
+	made = lstat(path, &st) == 0;
+	if (!made)
 		r = errno;
-		unlink(tmp.sun_path);
+	else if (!S_ISSOCK(st.st_mode))
+		r = EEXIST;	/* replaced under us */
+	else if ((mode >= 0 && chmod(path, mode) == -1) ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    lchown(path, uid, gid) == -1) ||
+	    listen(fd, backlog) == -1)
+		r = errno;
+	if (r != 0) {
+		if (made && lstat(path, &now) == 0 && now.st_dev == st.st_dev &&
+		    now.st_ino == st.st_ino)
+			unlink(path);
 		close(fd);
 		snprintf(err, len, "listen %s: %s", a->text, strerror(r));
 		return EX_CANTCREAT_;

@@ -16,11 +16,12 @@ struct listener {
 
 /*
  * Bind and listen on a, close-on-exec and non-blocking (what every worker
- * gets; spawn sets it again for each one). UNIX sockets: a stale
- * socket file (nobody answers) is replaced, anything else is refused; the
- * socket is bound under a temporary name, given socket_mode and
- * socket_owner, then renamed into place. Returns 0, or an exit code (75 in
- * use, 73 cannot create the file, 71 other) with err filled.
+ * gets; spawn sets it again for each one). UNIX sockets: a stale socket
+ * file (nobody answers, ours or socket_owner's) is replaced, anything else
+ * is refused; the socket is bound at its own path (getsockname() names it)
+ * and given socket_mode and socket_owner before listen(). Returns 0, or an
+ * exit code (75 in use, 73 cannot create the file, 71 other) with err
+ * filled.
  */
 int	listen_open(struct listener *l, const struct address *a, int backlog,
 	    int mode, uid_t uid, gid_t gid, char *err, size_t len);

@@ -114,7 +114,7 @@ stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		if (w->pid > 0) {
 			log_warnx("worker %u (pid %ld) still running; sending "
 			    "KILL", w->slot, (long)w->pid);
-			sv_signal(w, SIGKILL);
+			sv_kill(w);
 		}
 }
 
@@ -133,7 +133,8 @@ master_stop(struct master *m, bool quick)
 	upgrade_check_end(&m->check);
 	m->exec_due = false;
 	notify_systemd("STOPPING=1");
-	log_info("stopping %u workers (%s)", live(m), quick ? "quick" :
+	log_info("stopping %u worker%s (%s)", live(m), plural(live(m)),
+	    quick ? "quick" :
 	    "graceful");
 	/* One deadline for all; draining workers keep their earlier one. */
 	for (w = TAILQ_FIRST(&m->sv.wt.list); w; w = next) {
@@ -404,7 +405,8 @@ on_command(void *arg, struct ctl_client *c, enum ctl_verb verb,
 			control_reply(c, "refused: fugue is stopping\n");
 		else {
 			master_scale(m, count);
-			control_reply(c, "ok: %u workers\n", count);
+			control_reply(c, "ok: %u worker%s\n", count,
+			    plural(count));
 		}
 		break;
 	case CTL_BAD:
@@ -485,6 +487,7 @@ static void
 run_adopted(struct master *m)
 {
 	struct worker *w, *next;
+	unsigned n;
 	int status;
 
 	handover_adopt(m, m->adopt);
@@ -502,8 +505,9 @@ run_adopted(struct master *m)
 	}
 	gens_reap(m);
 	m->phase = M_RUNNING;
-	log_info("upgrade: adopted %u workers of generation %u",
-	    workers_count(&m->sv.wt, m->serving->id, WS_LIVE), m->serving->id);
+	n = workers_count(&m->sv.wt, m->serving->id, WS_LIVE);
+	log_info("upgrade: adopted %u worker%s of generation %u", n,
+	    plural(n), m->serving->id);
 	m->upgrading = true;
 	reload_begin(m);
 }
@@ -521,7 +525,8 @@ run_first(struct master *m)
 	}
 	gen_warn_root(&g->cfg);
 	m->phase = M_STARTING;
-	log_info("starting %u workers: %s", g->target, g->cfg.command);
+	log_info("starting %u worker%s: %s", g->target, plural(g->target),
+	    g->cfg.command);
 	for (unsigned s = 0; s < g->target; s++)
 		sv_start(&m->sv, g, s);
 	reload_deadline(m, g->cfg.ready_timeout_ms);

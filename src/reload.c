@@ -194,7 +194,7 @@ first_ready(struct master *m)
 
 	ev_timer_stop(m->loop, &m->gen_timer);
 	m->phase = M_RUNNING;
-	log_info("ready: %u workers", g->target);
+	log_info("ready: %u worker%s", g->target, plural(g->target));
 	if (m->ready_fd != -1) {
 		/* -d: the launcher may exit 0; we have no terminal. */
 		if (write(m->ready_fd, "ready\n", 6) != 6)
@@ -205,8 +205,8 @@ first_ready(struct master *m)
 		dup2(m->devnull, 1);
 		dup2(m->devnull, 2);
 	}
-	notify_systemd("READY=1\nSTATUS=%u workers ready, generation %u",
-	    g->target, g->id);
+	notify_systemd("READY=1\nSTATUS=%u worker%s ready, generation %u",
+	    g->target, plural(g->target), g->id);
 	op_done(m);
 }
 
@@ -232,12 +232,13 @@ commit(struct master *m)
 	}
 	log_set_level(g->cfg.log_level);
 	m->sink.raw = g->cfg.log_raw;
-	log_info("%s: generation %u ready (%u workers); draining "
-	    "generation %u", op(m), g->id, g->target, old->id);
-	notify_systemd("READY=1\nSTATUS=%u workers ready, generation %u",
-	    g->target, g->id);
+	log_info("%s: generation %u ready (%u worker%s); draining "
+	    "generation %u", op(m), g->id, g->target, plural(g->target),
+	    old->id);
+	notify_systemd("READY=1\nSTATUS=%u worker%s ready, generation %u",
+	    g->target, plural(g->target), g->id);
 	control_outcome(&m->ctl, m->op_current, "ok", "generation %u serving "
-	    "%u workers", g->id, g->target);
+	    "%u worker%s", g->id, g->target, plural(g->target));
 	gens_reap(m);
 	op_done(m);
 }
@@ -297,7 +298,8 @@ reload_rollback(struct master *m, const char *why)
 	    "keeps serving", why, m->serving->id);
 	/* READY=1 still, or systemd would stay "reloading". */
 	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
-	    "%u workers", m->serving->id, m->serving->target);
+	    "%u worker%s", m->serving->id, m->serving->target,
+	    plural(m->serving->target));
 	gens_reap(m);
 	op_done(m);
 }
@@ -413,8 +415,8 @@ reload_begin(struct master *m)
 	TAILQ_INSERT_TAIL(&m->gens, g, link);
 	m->starting = g;
 	m->sv.why[0] = '\0';
-	log_info("%s: starting generation %u (%u workers)", op(m), g->id,
-	    g->target);
+	log_info("%s: starting generation %u (%u worker%s)", op(m), g->id,
+	    g->target, plural(g->target));
 	for (unsigned s = 0; s < g->target; s++)
 		sv_start(&m->sv, g, s);
 	reload_deadline(m, g->cfg.ready_timeout_ms);
@@ -494,8 +496,10 @@ void
 upgrade_checked(struct master *m, int status)
 {
 	struct upgrade_check *c = &m->check;
-	char why[256], how[96], *p, *end, *nl;
+	char why[400], how[96], *p, *end, *nl;
 	bool trial = c->trial;
+	unsigned lines = 0;
+	size_t n;
 
 	if (upgrade_check_exited(c, status, why, sizeof(why)) == 0) {
 		outbuf_free(&c->out);
@@ -508,12 +512,25 @@ upgrade_checked(struct master *m, int status)
 		}
 		return;
 	}
+	/* Every line it printed is logged; the first ones also go into the
+	 * refusal, which is what `fugue upgrade` prints. */
+	n = strlen(why);
 	for (p = c->out.p, end = p + c->out.len; p && p < end; p = nl + 1) {
 		if ((nl = memchr(p, '\n', end - p)) == NULL)
 			nl = end;
-		if (nl > p)
-			log_error("upgrade %s: %.*s", trial ? "trial" : "check",
-			    (int)(nl - p), p);
+		if (nl == p)
+			continue;
+		log_error("upgrade %s: %.*s", trial ? "trial" : "check",
+		    (int)(nl - p), p);
+		if (lines++ < 3 && n < sizeof(why) - 1) {
+			const char *q = p;
+
+			if (nl - q > 7 && memcmp(q, "fugue: ", 7) == 0)
+				q += 7;
+			n += snprintf(why + n, sizeof(why) - n, "%s%.*s",
+			    lines == 1 ? ": " : "; ", (int)(nl - q), q);
+		} else if (lines == 4 && n < sizeof(why) - 1)
+			n += snprintf(why + n, sizeof(why) - n, "; ...");
 	}
 	describe_status(status, how, sizeof(how));
 	log_error("upgrade: %s%s %s", m->self_path, trial ? "" : " -t", how);

@@ -322,6 +322,12 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 	syscall(SYS_close_range, n, ~0U, CLOSE_RANGE_CLOEXEC);
 
 	if (p->set_creds) {
+		/* Its output pipe (mode 0600, the master's) becomes its
+		 * user's: a server that opens /dev/stderr or /proc/self/fd/2
+		 * again (php-fpm's error_log) may. */
+		if (fchown(1, p->uid, p->gid) == -1 ||
+		    fchown(2, p->uid, p->gid) == -1)
+			child_fail(errpipe, SP_FDS);
 		if (p->set_groups && setgroups(p->ngroups, p->groups) == -1)
 			child_fail(errpipe, SP_SETGROUPS);
 		if (setgid(p->gid) == -1)

@@ -521,6 +521,8 @@ state_config_dump(const struct config *c, struct strvec *out)
 	static const char *const levels[] = { "error", "warn", "info",
 	    "debug" };
 	static const char *const reapers[] = { "auto", "no", "yes" };
+	static const char *const kill_modes[] = { "mixed", "group",
+	    "process" };
 	char buf[32];
 	size_t i;
 
@@ -556,6 +558,11 @@ state_config_dump(const struct config *c, struct strvec *out)
 	cfg_line(out, "worker", "clear_env", c->clear_env ? "yes" : "no");
 	cfg_line(out, "worker", "stop_signal", signal_name(c->stop_signal));
 	cfg_ms(out, "worker", "kill_timeout", c->kill_timeout_ms);
+	/* Only when set: a fugue that predates the key (a downgrade) can
+	 * still read a state that keeps the default. */
+	if (c->kill_mode != KILL_MIXED)
+		cfg_line(out, "worker", "kill_mode",
+		    kill_modes[c->kill_mode % 3]);
 	if (c->ready_notify)
 		cfg_line(out, "worker", "ready", c->ready_pipe ? "fd" : "notify");
 	else

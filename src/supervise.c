@@ -32,15 +32,31 @@ describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "ended with wait status %d", status);
 }
 
-/* The whole process group (a wrapper script and its server stop
- * together); only ever called for an unreaped child. */
-void
-sv_signal(struct worker *w, int sig)
+/* sig to w's process, or to its whole process group; only ever called
+ * for an unreaped child. A worker that left its group gets it alone. */
+static void
+signal_worker(struct worker *w, int sig, bool group)
 {
 	if (w->pid <= 0)
 		return;
-	if (kill(-w->pid, sig) == -1)
+	if (!group || kill(-w->pid, sig) == -1)
 		kill(w->pid, sig);
+}
+
+/* The stop signal goes to the group only with kill_mode group: a server's
+ * own children (CGI, a prefork pool) are its business. */
+static void
+signal_stop(struct worker *w)
+{
+	const struct config *c = &w->g->cfg;
+
+	signal_worker(w, c->stop_signal, c->kill_mode == KILL_GROUP);
+}
+
+void
+sv_kill(struct worker *w)
+{
+	signal_worker(w, SIGKILL, w->g->cfg.kill_mode != KILL_PROCESS);
 }
 
 static void
@@ -274,12 +290,12 @@ sv_step(struct supervisor *sv, struct worker *w, enum worker_event e,
 	if (a & A_FAILED_START)
 		w->failed_start = true;
 	if (a & A_SIGNAL_STOP) {
-		sv_signal(w, c->stop_signal);
+		signal_stop(w);
 		if (kill_ms >= 0)
 			arm(sv, w, kill_ms, 0);
 	}
 	if (a & A_SIGNAL_KILL)
-		sv_signal(w, SIGKILL);
+		sv_kill(w);
 	if (a & A_ARM_READY)
 		arm(sv, w, c->ready_notify ? c->ready_timeout_ms : c->ready_ms,
 		    0);
@@ -361,7 +377,7 @@ sv_kill_all(struct supervisor *sv)
 	struct worker *w;
 
 	TAILQ_FOREACH(w, &sv->wt.list, link)
-		sv_signal(w, SIGKILL);
+		sv_kill(w);
 }
 
 void
@@ -381,6 +397,14 @@ sv_exited(struct supervisor *sv, struct worker *w, int status, bool again)
 		}
 		w->out = NULL;
 	}
+	/* Stopped under kill_mode mixed, it took the stop signal alone:
+	 * what is left of its group goes with it, as with systemd. A pid is
+	 * not reused while a process group of that id has members. */
+	if (w->state == W_DRAINING && w->g->cfg.kill_mode == KILL_MIXED &&
+	    kill(-w->pid, SIGKILL) == 0)
+		log_warnx("worker %u (pid %ld) exited, leaving processes in "
+		    "its process group; killed them (kill_mode mixed)",
+		    w->slot, (long)w->pid);
 	sv_ready_close(sv, w);
 	w->last_status = status;
 	sv_step(sv, w, WE_EXIT, again, -1);	/* w may be gone after */

@@ -43,7 +43,7 @@ struct worker *sv_start(struct supervisor *, struct generation *g,
 /* Stop it: stop_signal of its own generation, SIGKILL after kill_ms (-1:
  * no deadline of its own). A worker waiting to restart just goes. */
 void	sv_stop(struct supervisor *, struct worker *, int64_t kill_ms);
-/* SIGKILL to every worker that has a process. */
+/* sv_kill every worker that has a process. */
 void	sv_kill_all(struct supervisor *);
 /* It was reaped with status; respawn: the master wants its slot back. */
 void	sv_exited(struct supervisor *, struct worker *, int status,
@@ -60,8 +60,9 @@ struct worker *sv_add(struct supervisor *, struct generation *g,
  * left, -1 none), once its fields are filled in. */
 void	sv_resume(struct supervisor *, struct worker *, int execfd,
 	    int64_t timer_ms);
-/* Signal its process group, or it alone; only for an unreaped child. */
-void	sv_signal(struct worker *, int sig);
+/* SIGKILL to its process group (kill_mode mixed, group) or to it alone
+ * (process); only for an unreaped child. */
+void	sv_kill(struct worker *);
 /* ready = fd: watch w's pipe (an adopted worker's too); close it. */
 void	sv_ready_watch(struct supervisor *, struct worker *, int fd);
 void	sv_ready_close(struct supervisor *, struct worker *);

@@ -18,6 +18,13 @@
 #define EX_CONFIG_	EX_CONFIG	/* 78 invalid configuration */
 #define EX_TIMEOUT_	124		/* a client's wait passed its bound, as timeout(1) */
 
+/* "s" after a count other than 1: "1 worker", "2 workers". */
+static inline const char *
+plural(unsigned long n)
+{
+	return n == 1 ? "" : "s";
+}
+
 /* Seconds on the monotonic clock: ages and uptimes survive clock steps. */
 double	 mono_now(void);
 

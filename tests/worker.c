@@ -31,7 +31,8 @@
  *   inherited, read first thing in main: pid ppid pgid sid uid euid gid egid
  *   groups cwd umask, SigBlk SigIgn SigCgt Cap* NoNewPrivs Seccomp as in
  *   /proc/self/status, pdeathsig, nofile [soft, hard], fds [{fd, target,
- *   nonblock, cloexec}], env {name: value}, sanitizer (true under ASan, whose
+ *   nonblock, cloexec, sockname (sockets: getsockname's path or HOST:PORT)}],
+ *   env {name: value}, sanitizer (true under ASan, whose
  *   own handlers then show in SigCgt)), /exit?code=N (answer, then exit N),
  *   /kill?sig=N (answer, then kill(getpid(), N), default SIGKILL); else 404.
  *   Every response carries X-Worker-Id, X-Worker-Pid and X-Worker-Generation.
@@ -71,6 +72,8 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -244,6 +247,39 @@ static int cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
+/* ,"sockname":"..." of a socket fd: the path of a UNIX socket as
+ * getsockname() gives it (what servers that match inherited sockets by
+ * name see), or "HOST:PORT"; nothing for other fds. */
+static void sockname(struct sb *b, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char host[64];
+
+	memset(&ss, 0, sizeof ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	sb_add(b, ",\"sockname\":", 12);
+	if (ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+		size_t off = offsetof(struct sockaddr_un, sun_path);
+
+		sb_str(b, sun->sun_path, len > off ?
+		    strnlen(sun->sun_path, len - off) : 0);
+	} else if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		sb_printf(b, "\"%s:%u\"", host, ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		sb_printf(b, "\"[%s]:%u\"", host, ntohs(in6->sin6_port));
+	} else
+		sb_add(b, "null", 4);
+}
+
 /* Record what the process inherited, before it changes anything. */
 static void capture(void)
 {
@@ -319,9 +355,11 @@ static void capture(void)
 			sb_str(&b, target, (size_t)n);
 		else
 			sb_add(&b, "null", 4);
-		sb_printf(&b, ",\"nonblock\":%s,\"cloexec\":%s}",
+		sb_printf(&b, ",\"nonblock\":%s,\"cloexec\":%s",
 		    fl >= 0 && (fl & O_NONBLOCK) ? "true" : "false",
 		    fdfl >= 0 && (fdfl & FD_CLOEXEC) ? "true" : "false");
+		sockname(&b, fds[i]);
+		sb_add(&b, "}", 1);
 	}
 	sb_add(&b, "],\"env\":{", 9);
 	for (char **ep = environ; *ep; ep++) {

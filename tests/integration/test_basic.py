@@ -35,6 +35,20 @@ def test_ready_line_counts_workers(t):
           "GET / answered %r" % (r,))
 
 
+def test_one_worker_is_singular(t):
+    # "1 worker", not "1 workers", in what fugue says about its count.
+    conf = t.basic_config(count=1)
+    f = t.start_ready(conf, 1)
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+    log = f.log()
+    for want in (r"info: starting 1 worker: ", r"info: ready: 1 worker$",
+                 r"info: stopping 1 worker \(graceful\)$"):
+        check(re.search(want, log, re.M), "no %r in the log" % want)
+    check(not re.search(r"\b1 workers\b", log), "\"1 workers\" in the log: %s"
+          % log[-400:])
+
+
 def test_kill9_worker_is_replaced(t):
     conf = t.basic_config(count=2)
     f = t.start_ready(conf, 2)

@@ -143,7 +143,7 @@ def _daemon_of(t, launcher_pid, logf):
     t.remember(*kids)
     pid = kids[0]
     wait_until(lambda: os.path.exists(logf) and
-               "starting 1 workers" in open(logf).read(), 10,
+               "starting 1 worker:" in open(logf).read(), 10,
                what="the daemon to start its workers")
     t.remember(*descendants_of(pid))
     return pid

@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import stat
+import subprocess
 import time
 
 from harness import (check, collect_ids, fail, http_get,
@@ -197,7 +198,7 @@ def test_scale(t):
     _, rows = _status_text(t, conf)
     check(len(rows) == 3, "status rows after scale 3: %s" % rows)
     collect_ids(t.port, [0, 1, 2], test=t)
-    check(ctl(sock, "scale 1\n") == "ok: 1 workers\n", "scale 1 answer")
+    check(ctl(sock, "scale 1\n") == "ok: 1 worker\n", "scale 1 answer")
     j = _ready_json(sock, 1)
     f.wait_children(1)
     check([w["slot"] for w in j["workers"]] == [0], "after scale 1: %s"
@@ -260,6 +261,26 @@ def test_peer_with_other_uid_refused(t):
     check(f.alive() and try_get(t.port) is not None, "fugue stopped serving")
     check(_json(sock)["workers_wanted"] == 1, "the refused scale was done")
     check(len(f.children()) == 1, "children: %s" % f.children())
+
+
+@needs_root("to run fugue status as another uid (nobody)")
+def test_status_as_another_user_says_why(t):
+    # The control socket (0600) is not for nobody: fugue status says so,
+    # not "is fugue running?".
+    t.stage_for_other_users()
+    f, conf, sock = _start(t, count=1)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+    p = subprocess.run([t.fugue, "-c", conf, "status"], cwd="/",
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=15, preexec_fn=drop)
+    check(p.returncode == 69, "fugue status as nobody exited %d: %r"
+          % (p.returncode, p.stderr))
+    check("Permission denied" in p.stderr and "running?" not in p.stderr and
+          "root" in p.stderr, "fugue status as nobody says %r" % p.stderr)
 
 
 def test_malformed_commands(t):

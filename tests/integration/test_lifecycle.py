@@ -324,7 +324,8 @@ def _group(pgid):
 
 def test_worker_group_signalled_at_stop(t):
     # 'orphan --serve' forks a child (in the worker's process group) and
-    # serves: fugue signals the whole group at stop, so the child goes too.
+    # serves: at stop the worker alone drains and exits (kill_mode mixed),
+    # and what is left of its group is killed then, so the child goes too.
     conf = t.basic_config(count=1, mode="orphan --serve --sleep 30000",
                           kill_timeout="2s")
     f = t.start_ready(conf, 1)

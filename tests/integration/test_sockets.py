@@ -2,6 +2,7 @@
 and the systemd notify protocol towards fugue's own supervisor."""
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -10,7 +11,7 @@ import stat
 import subprocess
 
 from harness import (Skip, check, collect_ids, fail, free_port, http_get,
-                     parse_hello, try_get, wait_until)
+                     inherit, needs_root, parse_hello, try_get, wait_until)
 
 
 def _unix_conf(t, path, count=1, **kw):
@@ -33,14 +34,67 @@ def test_unix_socket_serves_with_mode(t):
           % (status, body))
     seen = collect_ids("unix:" + path, [0, 1], test=t)
     check(set(seen) == {0, 1}, "ids %s" % sorted(seen))
-    # No temporary file left next to it (bound under a temporary name,
-    # then renamed).
+    # Nothing else created next to it.
     check(sorted(os.listdir(t.dir)) == sorted(["app.sock", "fugue.conf",
                                                "fugue.log"]),
           "files in the socket's directory: %s" % sorted(os.listdir(t.dir)))
     f.signal(signal.SIGTERM)
     check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
     check(not os.path.exists(path), "socket file left after exit")
+
+
+def test_unix_socket_named_by_its_path(t):
+    # getsockname() on the worker's fd 3 is the configured path (lighttpd
+    # and sd_is_socket_unix() match inherited sockets by it), and so is the
+    # control socket's name as its clients see it.
+    path = t.path("named.sock")
+    ctl = t.path("ctl.sock")
+    conf = _unix_conf(t, path, count=1, listen=[("socket_mode", "0600")],
+                      master={"control_socket": ctl})
+    t.start_ready(conf, 1)
+    rep = inherit("unix:" + path)
+    names = [e.get("sockname") for e in rep["fds"] if e["fd"] == 3]
+    check(names == [path], "getsockname() of fd 3 in the worker: %r, want %r"
+          % (names, path))
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        c.connect(ctl)
+        check(c.getpeername() == ctl, "the control socket is named %r, want "
+              "%r" % (c.getpeername(), ctl))
+    finally:
+        c.close()
+
+
+@needs_root("to make a socket file owned by another user")
+def test_unix_stale_socket_of_another_user_refused(t):
+    # A stale socket file is replaced only if it is fugue's own (or
+    # socket_owner's): not another user's.
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user nobody")
+    path = t.path("theirs.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.close()
+    os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    ino = os.lstat(path).st_ino
+    f = t.start(_unix_conf(t, path, count=1))
+    t.expect_error(r"theirs\.sock")
+    check(f.wait_exit(10) == 73, "fugue exited %s, want 73 for another "
+          "user's socket file" % f.rc)
+    check(os.lstat(path).st_ino == ino, "another user's socket file was "
+          "replaced")
+    check(re.search(r"theirs\.sock is a socket of uid %d; not replacing it"
+                    % nobody.pw_uid, f.log()), "no clear error: %s"
+          % f.log()[-300:])
+    # socket_owner's own stale file is replaced.
+    f = t.start(_unix_conf(t, path, count=1, listen=[
+        ("socket_owner", "nobody")]), log="fugue2.log")
+    f.wait_ready(1)
+    r = try_get("unix:" + path)
+    check(r is not None and r[0] == 200, "socket_owner's stale socket file "
+          "was not replaced: %r" % (r,))
 
 
 def test_unix_socket_with_curl(t):
@@ -158,7 +212,7 @@ def test_second_listener_in_use_binds_nothing(t):
     check(f.wait_exit(10) == 75, "fugue exited %s, want 75" % f.rc)
     log = f.log()
     check("127.0.0.1:%d" % busy in log, "the address in use is not named")
-    check(not re.search(r"starting \d+ workers|worker \d+ \(pid", log),
+    check(not re.search(r"starting \d+ workers?|worker \d+ \(pid", log),
           "a worker was started though a listener could not be bound: %s"
           % log[-500:])
 

@@ -168,7 +168,7 @@ def test_broken_binary_upgrade_refused(t):
     check("broken build" in f.log(), "the check's output is not logged")
     rc, out, err = t.run(["-c", conf, "upgrade"], timeout=30)
     refusals += 1
-    check(rc == 78 and out.startswith("refused:"),
+    check(rc == 78 and out.startswith("refused:") and "broken build" in out,
           "fugue upgrade with a broken binary exited %d: %r %r"
           % (rc, out, err))
     # Gone.
@@ -209,6 +209,11 @@ def test_invalid_config_upgrade_refused(t):
     check(rc == 78 and out.startswith("refused:"),
           "fugue upgrade with an invalid config exited %d: %r %r"
           % (rc, out, err))
+    # What the check found, not just that it failed.
+    check(re.search(r"failed its check: \S*fugue\.conf:\d+: \[worker\] count: "
+                    r".*four.*; \S*fugue\.conf:\d+: \[worker\] bogus_key",
+                    out), "fugue upgrade does not say what the check found: "
+          "%r" % out)
     check("re-executing" not in f.log() and
           "starting generation" not in f.log(),
           "a refused upgrade went ahead")

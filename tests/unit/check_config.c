@@ -569,6 +569,7 @@ START_TEST(defaults)
 	ck_assert_uint_eq(c.env.n, 0);
 	ck_assert(!c.clear_env);
 	ck_assert_int_eq(c.stop_signal, SIGTERM);
+	ck_assert_int_eq(c.kill_mode, KILL_MIXED);
 	ck_assert_int_eq(c.kill_timeout_ms, 30000);
 	ck_assert(!c.ready_notify);
 	ck_assert_int_eq(c.ready_ms, 1000);
@@ -622,6 +623,7 @@ START_TEST(every_key)
 	    "env           = EMPTY=\n"
 	    "clear_env     = yes\n"
 	    "stop_signal   = QUIT\n"
+	    "kill_mode     = group\n"
 	    "kill_timeout  = 10s\n"
 	    "ready         = notify\n"
 	    "ready_timeout = 2m\n"
@@ -663,6 +665,7 @@ START_TEST(every_key)
 	ck_assert_str_eq(c.env.v[1], "EMPTY=");
 	ck_assert(c.clear_env);
 	ck_assert_int_eq(c.stop_signal, SIGQUIT);
+	ck_assert_int_eq(c.kill_mode, KILL_GROUP);
 	ck_assert_int_eq(c.kill_timeout_ms, 10000);
 	ck_assert(c.ready_notify);
 	ck_assert_int_eq(c.ready_timeout_ms, 120000);
@@ -718,6 +721,10 @@ START_TEST(good_values)
 	ck_assert_int_eq(c.stop_signal, SIGINT);
 	good_value("worker", "stop_signal", "10");
 	ck_assert_int_eq(c.stop_signal, 10);
+	good_value("worker", "kill_mode", "process");
+	ck_assert_int_eq(c.kill_mode, KILL_PROCESS);
+	good_value("worker", "kill_mode", "mixed");
+	ck_assert_int_eq(c.kill_mode, KILL_MIXED);
 	good_value("worker", "kill_timeout", "0");
 	ck_assert_int_eq(c.kill_timeout_ms, 0);
 	good_value("worker", "ready", "fd");
@@ -825,6 +832,10 @@ START_TEST(bad_values)
 	    "expected a signal name or number (TERM, SIGTERM, 15), got \"0\"");
 	bad_value("worker", "master_death_signal", "99",
 	    "expected a signal name or number (TERM, SIGTERM, 15), got \"99\"");
+	bad_value("worker", "kill_mode", "control-group",
+	    "expected mixed, group or process, got \"control-group\"");
+	bad_value("worker", "kill_mode", "Mixed",
+	    "expected mixed, group or process, got \"Mixed\"");
 	bad_value("worker", "kill_timeout", "-1s",
 	    "expected a duration (250ms, 10s, 5m, 1h), got \"-1s\"");
 	bad_value("worker", "kill_timeout", "10 s",
