@@ -58,10 +58,10 @@ deb="$PWD/build/deb/fugue_${version}_${arch}.deb"
 changes="$PWD/build/deb/fugue_${version}_${arch}.changes"
 [ -f "$deb" ] && [ -f "$changes" ] || fail "make deb made no $deb and $changes"
 
+# The .changes, and with it every .deb it lists.
 say "lintian"
 lintian --allow-root --fail-on error,warning --info "$changes" ||
     fail "lintian: errors or warnings (above)"
-
 
 say "hardening-check"
 dpkg-deb -x "$deb" "$tmp/deb"
