@@ -6,6 +6,8 @@
 #   make bench      run the benchmarks (BENCH_QUICK=1: a 2-minute smoke test)
 #   make fuzz       run the libFuzzer targets (FUZZ_SECONDS each)
 #   make install    PREFIX=/usr/local DESTDIR= MANDIR=$(PREFIX)/share/man
+#   make deb        install missing packaging tools, build the Debian package in build/deb/
+#   make test-deb   build the package, install it, try it, purge it (as root; see tests/package/)
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
@@ -14,9 +16,12 @@ DESTDIR	?=
 
 CC	?= cc
 CFLAGS	?= -O2 -g
-WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS += -D_GNU_SOURCE
-# Kept apart from CFLAGS so that "make CFLAGS=..." keeps them.
+# Development and CI builds stop at a warning; a package build passes WERROR=
+# (debian/rules), so that a newer compiler's new warnings do not break it.
+WERROR	?= -Werror
+WARN	 = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+# Kept apart from CFLAGS and CPPFLAGS so that "make CFLAGS=..." keeps them.
+ALL_CPPFLAGS = -D_GNU_SOURCE $(CPPFLAGS)
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS)
 # libev ships no pkg-config file on Debian; inih and check do.
 INIH_LIBS  = $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
@@ -40,16 +45,16 @@ fugue: src/main.o $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ src/main.o $(OBJS) $(LIBS)
 
 src/%.o: src/%.c $(HDRS)
-	$(CC) $(CPPFLAGS) -DFUGUE_VERSION='"$(VERSION)"' $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) -DFUGUE_VERSION='"$(VERSION)"' $(ALL_CFLAGS) -c -o $@ $<
 
 examples/hello: examples/hello.c
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
 tests/worker: tests/worker.c
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
 tests/unit/check_%: tests/unit/check_%.c $(OBJS)
-	$(CC) $(CPPFLAGS) -Isrc $(CHECK_CFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJS) $(LIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CPPFLAGS) -Isrc $(CHECK_CFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJS) $(LIBS) $(CHECK_LIBS)
 
 deps:
 	@sh tools/deps.sh
@@ -93,15 +98,36 @@ install: fugue
 	install -m 0644 man/fugue.8 $(DESTDIR)$(MANDIR)/man8/fugue.8
 	install -m 0644 man/fugue.conf.5 $(DESTDIR)$(MANDIR)/man5/fugue.conf.5
 
+version:
+	@echo $(VERSION)
+
+# The package is built in a copy of the tree, in build/deb/, because
+# dpkg-buildpackage writes its output to the parent of the tree it builds
+# (debian/rules cleans the copy first).
+DEB_DIR	= build/deb
+deb: deps-deb
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/fugue-$(VERSION)
+	tar -cf - --exclude=./.git --exclude=./build --exclude=./fuzz/build --exclude=./bench/results . | \
+	    tar -xf - -C $(DEB_DIR)/fugue-$(VERSION)
+	cd $(DEB_DIR)/fugue-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls $(DEB_DIR)/*.deb
+
+deps-deb:
+	@sh tools/deps.sh deb
+
+test-deb:
+	sh tests/package/test-deb.sh
+
 lint-man:
 	mandoc -Tlint -W warning man/fugue.8 man/fugue.conf.5
 
 clean:
 	rm -f fugue src/*.o examples/hello tests/worker $(UNIT)
-	rm -rf fuzz/build
+	rm -rf fuzz/build build
 
 # libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=60]; see fuzz/fuzz.mk
 include fuzz/fuzz.mk
 
-.PHONY: all deps deps-test run unit integration check-layers test sanitize bench install lint-man clean \
+.PHONY: all deps deps-test deps-deb run unit integration check-layers test sanitize bench install \
+	version deb test-deb lint-man clean \
 	fuzz fuzz-build fuzz-seeds fuzz-clean

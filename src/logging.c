@@ -55,12 +55,14 @@ log_timestamp(char *buf, size_t len)
 {
 	struct timespec ts;
 	struct tm tm;
+	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	/* strftime, not snprintf of tm's fields: gcc -O3 cannot tell their
+	 * range and warns that the result may be truncated. */
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
 }
 
 /* One line, one write: readers of an O_APPEND file never see it torn. */

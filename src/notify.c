@@ -77,6 +77,10 @@ notify_open(const char *path, uid_t uid, gid_t gid, char *err, size_t len)
 		return -1;
 	}
 	strcpy(sa.sun_path, path);
+	/* The copy from here on: with -fsanitize=undefined, gcc's null
+	 * checks on path make it warn that the messages below may print a
+	 * NULL (-Wformat-truncation); sa.sun_path never is. */
+	path = sa.sun_path;
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1) {
 		snprintf(err, len, "notify socket: %s", strerror(errno));
