@@ -644,3 +644,168 @@ def test_removed_listener_crosses_upgrade_until_drained(t):
     check(not listen_inodes(a) and not set(ino_a) & socket_inodes(f.pid),
           "address a is still open after the last worker using it left")
     wait_generation(f, 3, 1)
+
+
+def _pid_from(path):
+    """The pid a script wrote to path (written whole: renamed into place)."""
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+# The new binary passes its -t (the real fugue checks) and then does what
+# the case says instead of running: the trial run of the new binary on the
+# running state catches it before the exec, whatever it is.
+_FAILS_AFTER_CHECK = {
+    "exits 1": "echo 'new build: cannot start' >&2\nexit 1\n",
+    "segfaults": "kill -SEGV $$\n",
+    # Its children too: the bound kills the trial's whole process group.
+    "hangs": "sleep 1000 &\necho $$ $! > {dir}/trial.tmp && "
+             "mv {dir}/trial.tmp {dir}/trial.pid\nwait\n",
+}
+
+
+@timeout(120)
+def test_binary_that_fails_after_its_check_is_refused_by_the_trial(t):
+    # A new binary that passes -t but exits 1, segfaults or hangs when it
+    # runs: "fugue upgrade" is refused with the reason, the master keeps
+    # its pid and its image, its workers keep serving (no request fails
+    # under load), and an upgrade to a good binary afterwards works.
+    binary = _copy_of_fugue(t)
+    orig = file_inode(binary)
+    conf = _conf(t, count=2, worker={"ready_timeout": "3s"})
+    f = start_binary(t, binary, ["-c", conf])
+    f.wait_ready(2, 15)
+    start = proc_stat(f.pid)[4]
+    before = workers_by_gen(f)
+    t.expect_error(r"upgrade")
+    with Load(t.port, new_conn=2, keep_alive=2) as load:
+        load.wait_progress(10)
+        for case, rest in sorted(_FAILS_AFTER_CHECK.items()):
+            install_file(binary, "#!/bin/sh\ncase \"$1\" in -t) exec %s "
+                         "\"$@\";; esac\n%s" % (FUGUE, rest.format(
+                             dir=t.dir)), 0o755)
+            t0 = time.monotonic()
+            rc, out, err = t.run(["-c", conf, "upgrade"], timeout=30)
+            why = ("its trial run did not end in time" if case == "hangs"
+                   else "the new binary failed its trial run")
+            check(rc == 78 and out.startswith("refused: %s" % why),
+                  "upgrade to a binary that %s: exit %d, %r %r, want 78 "
+                  "and \"refused: %s\"" % (case, rc, out, err, why))
+            if case == "hangs":
+                check(time.monotonic() - t0 >= 2.9, "refused %.1fs after "
+                      "it began, before ready_timeout (3s)"
+                      % (time.monotonic() - t0))
+                with open(t.path("trial.pid")) as fh:
+                    pids = [int(p) for p in fh.read().split()]
+                t.remember(*pids)
+                wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+                           what="the trial %d and its child %d to be "
+                           "killed" % tuple(pids))
+            check(_same_process(f, start) and exe_inode(f.pid) == orig,
+                  "the master re-executed a binary that %s" % case)
+            check(workers_by_gen(f) == before, "the workers changed after "
+                  "a binary that %s: %s -> %s" % (case, before,
+                                                   workers_by_gen(f)))
+            load.wait_progress(10)
+        check("re-executing" not in f.log(), "fugue re-executed a binary "
+              "that fails")
+        check("new build: cannot start" in f.log(), "the trial's output is "
+              "not logged")
+        check(re.search(r"error: upgrade: %s killed by signal SEGV"
+                        % re.escape(binary), f.log()),
+              "the segfault of the trial is not logged")
+        new = install_binary(FUGUE, binary)
+        rc, out, err = t.run(["-c", conf, "upgrade"], timeout=30)
+        check(rc == 0 and out.startswith("ok: generation 2"),
+              "upgrade to a good binary again: %d %r %r" % (rc, out, err))
+        wait_generation(f, 2, 2)
+        load.wait_progress(10)
+    load.check_clean(min_ok=20)
+    check(_same_process(f, start) and exe_inode(f.pid) == new,
+          "after the good upgrade fugue runs %s"
+          % os.readlink("/proc/%d/exe" % f.pid))
+
+
+def _hanging_check(t, binary):
+    """Make binary a script whose -t hangs, with a child of its own that
+    hangs too; both write their pids (check.pid, check-child.pid). Anything
+    else runs the real fugue."""
+    d = t.dir
+    install_file(binary, "#!/bin/sh\ncase \"$1\" in -t) ;; *) exec %s "
+                 "\"$@\";; esac\n"
+                 "echo $$ > %s/check.tmp && mv %s/check.tmp %s/check.pid\n"
+                 "sleep 1000 &\n"
+                 "echo $! > %s/child.tmp && mv %s/child.tmp %s/child.pid\n"
+                 "wait\n" % ((FUGUE,) + (d,) * 6), 0o755)
+
+
+def _check_pids(t):
+    """The pids of the hanging check and its child, once both are known."""
+    def both():
+        p = [_pid_from(t.path(n)) for n in ("check.pid", "child.pid")]
+        return all(p) and p
+    pids = wait_until(both, 10, what="the hanging check to start its child")
+    t.remember(*pids)
+    return pids
+
+
+@timeout(60)
+def test_hanging_upgrade_check_is_killed_at_its_bound(t):
+    # The new binary's -t hangs (and so does a child it started): after
+    # ready_timeout the upgrade is refused, the check and its child are
+    # killed, and the master takes reloads and upgrades again.
+    binary = _copy_of_fugue(t)
+    conf = _conf(t, count=2, worker={"ready_timeout": "2s"})
+    f = start_binary(t, binary, ["-c", conf])
+    f.wait_ready(2, 15)
+    before = workers_by_gen(f)
+    _hanging_check(t, binary)
+    t.expect_error(r"upgrade")
+    t0 = time.monotonic()
+    box = t.background(t.run, ["-c", conf, "-w", "20s", "upgrade"], 30)
+    pids = _check_pids(t)
+    box["thread"].join(30)
+    check("result" in box, "fugue upgrade: %r" % box.get("error"))
+    rc, out, err = box["result"]
+    check(rc == 78 and out.startswith("refused: its check did not end in "
+                                      "time"),
+          "upgrade with a hanging check: exit %d, %r %r" % (rc, out, err))
+    check(time.monotonic() - t0 >= 1.9, "refused %.1fs after it began, "
+          "before ready_timeout (2s)" % (time.monotonic() - t0))
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+               what="the check %d and its child %d to be killed" %
+               tuple(pids))
+    check(workers_by_gen(f) == before, "the workers changed: %s -> %s"
+          % (before, workers_by_gen(f)))
+    rc, out, err = t.run(["-c", conf, "reload"], timeout=30)
+    check(rc == 0 and out.startswith("ok: generation 2"),
+          "a reload after the hanging check: %d %r %r" % (rc, out, err))
+    install_binary(FUGUE, binary)
+    rc, out, err = t.run(["-c", conf, "upgrade"], timeout=30)
+    check(rc == 0 and out.startswith("ok: generation 3"),
+          "an upgrade after the hanging check: %d %r %r" % (rc, out, err))
+    wait_generation(f, 3, 2)
+
+
+@timeout(60)
+def test_stop_during_a_hanging_upgrade_check_kills_it(t):
+    # TERM while the new binary's -t hangs (ready_timeout is far off):
+    # fugue stops as it would otherwise, and takes the check and its child
+    # with it.
+    binary = _copy_of_fugue(t)
+    conf = _conf(t, count=2, kill_timeout="3s",
+                 worker={"ready_timeout": "60s"})
+    f = start_binary(t, binary, ["-c", conf])
+    f.wait_ready(2, 15)
+    _hanging_check(t, binary)
+    f.signal(signal.SIGUSR2)
+    pids = _check_pids(t)
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+               what="the check %d and its child %d to be gone after fugue "
+               "stopped" % tuple(pids))
