@@ -809,3 +809,36 @@ def test_stop_during_a_hanging_upgrade_check_kills_it(t):
     wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
                what="the check %d and its child %d to be gone after fugue "
                "stopped" % tuple(pids))
+
+
+@timeout(60)
+def test_upgrade_check_and_trial_leave_nothing_running(t):
+    # The new binary's -t and its trial run each start a child that stays,
+    # then pass. The trial's child holds copies of every fd of the state:
+    # the listeners, the workers' pipes, and the connection of the "fugue
+    # upgrade" client, which would then wait for the end of an answer that
+    # never closes. Once the check or the trial has ended, its process
+    # group goes too: the upgrade goes through and the client gets its
+    # answer.
+    binary = _copy_of_fugue(t)
+    conf = _conf(t, count=1)
+    f = start_binary(t, binary, ["-c", conf])
+    f.wait_ready(1, 15)
+    install_file(binary, "#!/bin/sh\n"
+                 "if [ \"$1\" = -t ]; then what=check; "
+                 "elif [ -n \"$FUGUE_TRIAL_FD\" ]; then what=trial; "
+                 "else exec %s \"$@\"; fi\n"
+                 "sleep 1000 &\n"
+                 "echo $! > %s/$what.tmp && mv %s/$what.tmp %s/$what.pid\n"
+                 "%s \"$@\"\n" % ((FUGUE,) + (t.dir,) * 3 + (FUGUE,)), 0o755)
+    rc, out, err = t.run(["-c", conf, "-w", "15s", "upgrade"], timeout=30)
+    check(rc == 0 and out.startswith("ok: generation 2"),
+          "upgrade: %d %r %r" % (rc, out, err))
+    pids = [_pid_from(t.path(n + ".pid")) for n in ("check", "trial")]
+    check(all(pids), "the check and the trial did not both start a child: "
+          "%s" % pids)
+    t.remember(*pids)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+               what="the children %s of the check and of the trial to be "
+               "gone" % pids)
+    wait_generation(f, 2, 1)
