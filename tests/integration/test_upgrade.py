@@ -2,25 +2,32 @@
 master re-executes its binary in place (same PID), adopts its workers and
 reloads, with no failed request; a new binary on disk (replaced file,
 swapped symlink, argv[0] relative or found on PATH) is what runs next; a
-broken binary or an invalid config changes nothing; workers, in-flight
-requests, drain deadlines, queued signals, the pid file lock and the
-master's fds all cross the exec."""
+broken binary or an invalid config changes nothing, nor does one that
+passes -t and then fails, crashes or hangs (its trial run), and the check and
+trial are bounded and leave nothing running; workers, in-flight requests,
+drain deadlines, queued signals, the pid file lock and the master's fds all
+cross the exec; a crafted state never makes fugue adopt a process that is not
+its child."""
 
 import fcntl
 import os
 import random
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 from harness import (FUGUE, WORKER, check, collect_ids, fail, free_port,
-                     http_get, pid_alive, proc_stat, timeout, wait_until)
+                     http_get, pid_alive, poll_for, proc_stat, timeout,
+                     wait_until)
 from loadgen import (Load, exe_inode, file_inode, install_binary, install_file,
                      line_time, listen_inodes, log_time, reload_done_re,
                      socket_inodes, start_binary, status_json,
                      wait_generation, wait_reaped, wait_workers,
                      workers_by_gen)
+from support import Launched, clean_env
 
 
 def _conf(t, count=2, mode="serve", ready="200ms", port=None, **kw):
@@ -809,6 +816,97 @@ def test_stop_during_a_hanging_upgrade_check_kills_it(t):
     wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
                what="the check %d and its child %d to be gone after fugue "
                "stopped" % tuple(pids))
+
+
+# A process that is not fugue's: it notes every signal it can catch.
+_STRANGER = r'''
+import os, signal, sys, time
+path = sys.argv[1]
+
+def note(sig, frame):
+    with open(path, "a") as fh:
+        fh.write("%d\n" % sig)
+
+for s in signal.valid_signals():
+    if s not in (signal.SIGKILL, signal.SIGSTOP):
+        try:
+            signal.signal(s, note)
+        except (OSError, ValueError):
+            pass
+open(path + ".ready", "w").close()
+while True:
+    time.sleep(1)
+'''
+
+
+def _state_text(port, pid):
+    """A version 2 upgrade state whose only worker is pid, with the
+    configuration of a one-worker fugue on port."""
+    def enc(s):
+        return "".join("%%%02X" % ord(c) if ord(c) <= 0x20 or c == "%"
+                       else c for c in s)
+    cfg = [("listen", "address", "127.0.0.1:%d" % port),
+           ("worker", "command", "%s serve" % WORKER),
+           ("worker", "count", "1"), ("worker", "ready", "150ms"),
+           ("worker", "kill_timeout", "20s")]
+    return "".join(
+        ["fugue-state 2\n", "master 1 1 1 -1 -1 %\n",
+         # PID SLOT GEN STATE(ready) EXEC_OK FAILED EXECFD OUTFD RESTARTS
+         # BACKOFF_MS LAST_STATUS AGE_MS READY_AGE_MS TIMER_MS
+         "worker %d 0 1 1 1 0 -1 -1 0 0 0 60000 59000 -1\n" % pid,
+         "nofile -1\n", "control -1 0 0 0\n"] +
+        ["cfg %s %s %s\n" % (s, k, enc(v)) for s, k, v in cfg] + ["end\n"])
+
+
+@timeout(60)
+def test_crafted_state_never_adopts_a_stranger(t):
+    # fugue started with an upgrade state (FUGUE_STATE_FD) that names, as
+    # its worker, a process group leader fugue did not start: fugue logs
+    # that it is not its child and leaves it alone (no signal, ever: it is
+    # still there, untouched, after fugue stopped), starts a worker of its
+    # own for the slot, and stops at once (it does not wait kill_timeout,
+    # 20 s, for a process it cannot reap).
+    notes = t.path("stranger.signals")
+    stranger = subprocess.Popen([sys.executable, "-c", _STRANGER, notes],
+                                stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    t.remember(stranger.pid)
+    try:
+        wait_until(lambda: os.path.exists(notes + ".ready"), 10,
+                   what="the stranger's signal handlers")
+        port = t.port = free_port()
+        state = t.write("state", _state_text(port, stranger.pid))
+        conf = t.basic_config(port=port, count=1, ready="150ms",
+                              kill_timeout="20s")
+        t.expect_error(r"upgrade: pid %d \(worker 0\) is not a child of "
+                       r"fugue; not adopted" % stranger.pid)
+        f = Launched(t, ["/bin/sh", "-c", 'exec 9<"$0" && exec "$@"', state,
+                         FUGUE, "-c", conf], "fugue.log", name="fugue",
+                     env=clean_env(t, FUGUE_STATE_FD="9"))
+        f.wait_log(reload_done_re(f, 2, "upgrade"), 15)
+        (pid,) = wait_generation(f, 2, 1)
+        ids = collect_ids(port, [0], test=t)
+        check(ids[0] == (pid, 2), "slot 0 answers as %s, want fugue's own "
+              "worker %d of generation 2" % (ids[0], pid))
+        f.signal(signal.SIGTERM)
+        poll_for(lambda: f.poll() is not None, 10)
+        got = open(notes).read().split() if os.path.exists(notes) else []
+        check(not got, "fugue signalled the stranger %d: signals %s"
+              % (stranger.pid, got))
+        check(f.poll() == 0, "fugue did not stop within 10 s of TERM (exit "
+              "status %s); kill_timeout is 20 s" % f.poll())
+        check(pid_alive(stranger.pid) and
+              proc_stat(stranger.pid)[0] != "T",
+              "the stranger %d is gone or stopped: %s"
+              % (stranger.pid, proc_stat(stranger.pid)))
+        check(re.search(r"fugue \(pid %d\) error: upgrade: pid %d \(worker "
+                        r"0\) is not a child of fugue; not adopted\n.*"
+                        r"upgrade: adopted 0 workers of generation 1"
+                        % (f.pid, stranger.pid), f.log(), re.S),
+              "fugue did not say it left pid %d alone" % stranger.pid)
+    finally:
+        stranger.kill()
+        stranger.wait(10)
 
 
 @timeout(60)
