@@ -125,6 +125,11 @@ int
 upgrade_check_exited(struct upgrade_check *c, int status, char *why,
     size_t len)
 {
+	/* It is over: what it left running goes too (a trial's children hold
+	 * copies of the state's fds, a waiting control client's among them).
+	 * Just reaped, so the group's id is not anyone else's yet. */
+	if (c->pid > 0)
+		kill(-c->pid, SIGKILL);
 	c->pid = 0;
 	ev_timer_stop(c->loop, &c->timer);
 	if (ev_is_active(&c->io)) {

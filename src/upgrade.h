@@ -100,7 +100,8 @@ int	 state_config_load(const struct strvec *lines, struct config *c,
 	    struct errlist *errs);
 
 /* The new binary's check (-t) or trial run, a child watched by the loop and
- * bounded in time: at its deadline its whole process group is killed. */
+ * bounded in time: at its deadline, and once it has ended, its whole
+ * process group is killed. */
 struct upgrade_check {
 	struct ev_loop	*loop;
 	pid_t		 pid;		/* 0: none running */
@@ -120,8 +121,9 @@ int	upgrade_check_start(struct upgrade_check *, struct ev_loop *,
 	    const char *self, char **argv, int devnull, int memfd,
 	    const int *keep, int nkeep, int64_t timeout_ms, char *err,
 	    size_t len);
-/* It was reaped: what it printed is in c->out (freed by the next start or
- * upgrade_check_end). 0 if it passed. */
+/* It was reaped (what it left in its process group is killed): what it
+ * printed is in c->out (freed by the next start or upgrade_check_end).
+ * 0 if it passed. */
 int	upgrade_check_exited(struct upgrade_check *, int status, char *why,
 	    size_t len);
 /* Kill its process group (fugue stops) and forget it. */

@@ -1,7 +1,8 @@
 """Hardening (fugue(8)'s WORKER CONTRACT, the README's Security): what
 workers inherit after start, respawn, HUP and USR2; privileges; files and
-sockets never written through symlinks; exhaustion of fds and processes;
-stopped workers and signal bursts; and the master under valgrind.
+sockets never written through symlinks; the notify sockets' directory
+against names planted by another user, and its sweep; exhaustion of fds and
+processes; stopped workers and signal bursts; and the master under valgrind.
 
 Tests that need root (CI runs as root) or a tool (valgrind, useradd,
 systemd-socket-activate) skip with the reason when it is missing.
@@ -26,6 +27,7 @@ from harness import (Skip, check, collect_ids, fail, free_port,
                      inherit, needs_root, poll_for, proc_stat,
                      proc_status_field, sig_mask, timeout, try_get,
                      wait_until)
+from support import Launched, clean_env
 
 FORK_RETRY = re.compile(r"worker (\d+): fork: Resource temporarily "
                         r"unavailable \(retrying in (\d+)ms\)")
@@ -987,3 +989,181 @@ def test_valgrind_master_no_leak_no_invalid_access(t):
     check("definitely lost" not in report or
           re.search(r"definitely lost: 0 bytes", report),
           "memory definitely lost:\n" + report[-3000:])
+
+
+# --------------------------------------------------------------------------
+# The notify sockets' directory in runtime_dir
+
+def _as_nobody(pw, script):
+    """Run a shell script as nobody (in /), failing the test if it fails."""
+    r = subprocess.run(["/bin/sh", "-ec", script], user=pw.pw_uid,
+                       group=pw.pw_gid, extra_groups=[], cwd="/",
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=10)
+    check(r.returncode == 0, "as nobody: %s: %s" % (script,
+                                                    r.stdout.decode()))
+
+
+def _notify_dirs(rundir, pid):
+    """fugue's notify directories for pid in rundir (mkdtemp's names)."""
+    out = []
+    for e in os.listdir(rundir):
+        p = os.path.join(rundir, e)
+        if re.fullmatch(r"fugue-%d\.[A-Za-z0-9]{6}" % pid, e) and \
+                stat.S_ISDIR(os.lstat(p).st_mode) and \
+                os.lstat(p).st_uid == os.geteuid():
+            out.append(p)
+    return out
+
+
+def _snapshot(paths):
+    """{path: (type, owner, link target or content)} of what others put
+    there, to see that fugue changed none of it."""
+    out = {}
+    for p in paths:
+        st = os.lstat(p)
+        if stat.S_ISLNK(st.st_mode):
+            what = os.readlink(p)
+        elif stat.S_ISDIR(st.st_mode):
+            what = sorted(os.listdir(p))
+        elif stat.S_ISREG(st.st_mode):
+            what = open(p).read()
+        else:
+            what = None
+        out[p] = (stat.S_IFMT(st.st_mode), st.st_uid, what)
+    return out
+
+
+@needs_root("to plant files as another user (nobody)")
+@timeout(60)
+def test_notify_directory_not_predictable(t):
+    # runtime_dir is world-writable (sticky, as /tmp), and nobody has put
+    # symlinks, a directory, a FIFO and a file at every name fugue's pid
+    # makes predictable, the old socket's fugue-PID.notify first. fugue
+    # starts all the same, and its ready = notify workers (nobody too)
+    # reach its socket in a directory of its own: made for it, owned by
+    # fugue's user, mode 0711 (not listable, not writable by others); what
+    # nobody planted is left as it was.
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user nobody")
+    t.stage_for_other_users()
+    rundir = t.path("run")
+    os.mkdir(rundir)
+    os.chmod(rundir, 0o1777)
+    precious = t.write("precious", "root's own\n", 0o644)
+    conf = t.basic_config(count=2, ready="notify",
+                          master={"runtime_dir": rundir},
+                          worker={"user": "nobody"})
+    gate = t.path("gate")
+    os.mkfifo(gate)
+    # fugue's pid is known before it runs: the shell that execs it waits.
+    f = Launched(t, ["/bin/sh", "-c", 'read go < "$0"; exec "$@"', gate,
+                     t.fugue, "-c", conf], "fugue.log", name="fugue",
+                 env=clean_env(t))
+    base = os.path.join(rundir, "fugue-%d" % f.pid)
+    _as_nobody(pw, "ln -s {p} {b}.notify; mkdir -m 777 {b}; "
+               "ln -s {p} {b}.XXXXXX; mkfifo {b}.sock; mkdir {b}.d; "
+               "echo nobody\\'s > {b}.d/file; echo nobody\\'s > {b}.tmp; "
+               "ln -s {r} {b}.0".format(p=precious, b=base, r=rundir))
+    planted = [os.path.join(rundir, e) for e in os.listdir(rundir)]
+    before = _snapshot(planted)
+    with open(gate, "w") as fh:
+        fh.write("go\n")
+    f.wait_ready(2, 15)
+    dirs = _notify_dirs(rundir, f.pid)
+    check(len(dirs) == 1 and dirs[0] not in planted, "fugue's notify "
+          "directories: %s (planted: %s)" % (dirs, sorted(planted)))
+    st = os.lstat(dirs[0])
+    check(st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o711,
+          "%s: owner %d, mode %o; want fugue's uid %d and 0711"
+          % (dirs[0], st.st_uid, stat.S_IMODE(st.st_mode), os.geteuid()))
+    for pid in f.children():
+        sock = loadgen.env_of(pid).get("NOTIFY_SOCKET", "")
+        check(os.path.dirname(sock) == dirs[0], "worker %d has "
+              "NOTIFY_SOCKET=%r, not in %s" % (pid, sock, dirs[0]))
+        sst = os.lstat(sock)
+        check(stat.S_ISSOCK(sst.st_mode) and sst.st_uid == pw.pw_uid and
+              stat.S_IMODE(sst.st_mode) == 0o600, "%s: mode %o, owner %d; "
+              "want a socket, 0600, nobody's" % (sock, sst.st_mode,
+                                                 sst.st_uid))
+    check(_snapshot(planted) == before and open(precious).read() ==
+          "root's own\n", "fugue changed what nobody planted: %s -> %s"
+          % (before, _snapshot(planted)))
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+    check(not os.path.exists(dirs[0]), "%s is left after fugue stopped"
+          % dirs[0])
+    check(_snapshot(planted) == before, "fugue's stop changed what nobody "
+          "planted: %s -> %s" % (before, _snapshot(planted)))
+
+
+@needs_root("to plant files as another user (nobody)")
+@timeout(60)
+def test_notify_directory_sweep_takes_only_stale_ones(t):
+    # A fugue killed with SIGKILL leaves its notify directory. The next
+    # fugue with the same runtime_dir removes it, and nothing else: not
+    # the directory of a fugue still running (which goes on taking
+    # READY=1 there), not what looks like fugue's but belongs to another
+    # user (a directory, a file, a socket), not a symlink or a file of
+    # fugue's own user named like one (nor what the symlink points to).
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user nobody")
+    rundir = t.path("run")
+    os.mkdir(rundir)
+    os.chmod(rundir, 0o1777)
+
+    def start(name):
+        conf = t.basic_config(port=free_port(), count=1, ready="notify",
+                              name=name + ".conf",
+                              master={"runtime_dir": rundir})
+        f = t.start(conf, log=name + ".log", name="fugue " + name)
+        f.wait_ready(1, 15)
+        (d,) = _notify_dirs(rundir, f.pid)
+        return f, d
+    a, a_dir = start("a")
+    a.signal(signal.SIGKILL)
+    a.wait_exit(10)
+    check(os.path.isdir(a_dir), "the killed fugue's %s is gone" % a_dir)
+    b, b_dir = start("b")
+    # Named after the dead fugue's pid: nobody's directory (with a file),
+    # regular file, and socket of the old naming; fugue's user's symlink to
+    # a directory of its own, and a file.
+    dead = os.path.join(rundir, "fugue-%d" % a.pid)
+    keep = t.path("keep")
+    os.mkdir(keep)
+    t.write("keep/file", "kept\n")
+    _as_nobody(pw, "mkdir {d}.nobody; echo x > {d}.nobody/file; "
+               "echo x > {d}.file".format(d=dead))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.bind(dead + ".notify")
+    finally:
+        s.close()
+    os.lchown(dead + ".notify", pw.pw_uid, pw.pw_gid)
+    os.symlink(keep, dead + ".ABCDEF")
+    with open(dead + ".mine", "w") as fh:
+        fh.write("mine\n")
+    others = [dead + x for x in (".nobody", ".file", ".notify", ".ABCDEF",
+                                 ".mine")]
+    before = _snapshot(others + [keep])
+    c, c_dir = start("c")
+    check(not os.path.exists(a_dir), "the stale %s was not removed" % a_dir)
+    check(os.path.isdir(b_dir) and os.listdir(b_dir) == ["gen-1.sock"],
+          "the running fugue's %s: %s" % (
+              b_dir, os.path.isdir(b_dir) and os.listdir(b_dir)))
+    check(_snapshot(others + [keep]) == before, "the sweep changed what "
+          "is not fugue's: %s -> %s" % (before, _snapshot(others + [keep])))
+    # The running fugue still gets its workers' READY=1 there.
+    b.signal(signal.SIGHUP)
+    b.wait_log(r"reload: generation 2 ready \(1 worker", 15)
+    for f, d in ((b, b_dir), (c, c_dir)):
+        f.signal(signal.SIGTERM)
+        check(f.wait_exit(10) == 0, "%s exited %s" % (f.name, f.rc))
+        check(not os.path.exists(d), "%s is left after %s stopped"
+              % (d, f.name))
+    check(_snapshot(others + [keep]) == before, "the stops changed what "
+          "is not fugue's")

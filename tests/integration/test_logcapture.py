@@ -2,7 +2,8 @@
 whole lines only, nothing lost or repeated, per worker in order; mv + reopen
 and a real logrotate run while workers print; a log file that cannot be
 written; a disk that fills up; the continuation mark; log_raw; output of
-workers that drain through an upgrade."""
+workers that drain through an upgrade; an upgrade while fugue's stderr is not
+read (the backlog crosses the exec: every line whole, and there or counted)."""
 
 import errno
 import glob
@@ -16,6 +17,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import tty
 
 from harness import (MASTER_LINE, ROOT, WORKER, WORKER_LINE, Skip, check,
@@ -682,3 +685,209 @@ def test_draining_workers_output_through_upgrade(t):
         check(after, "no line of old worker %d after the re-exec" % pid)
     f.signal(signal.SIGTERM)
     check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+
+
+# A worker that prints numbered lines of a fixed length: a burst of BURST
+# lines at once (ten to a write, each write under PIPE_BUF: whole lines),
+# then a file burst.<pid> in OUT, then one line every 5 ms until TERM; on
+# TERM a last line "end ..." and then the number of lines it printed (the
+# end line included) in OUT/count.<pid>, whatever of it reached the log.
+PRINTER = r'''
+import os, signal, sys, time
+slot, gen = os.environ["FUGUE_WORKER_ID"], os.environ["FUGUE_GENERATION"]
+burst, length, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+stop = []
+signal.signal(signal.SIGTERM, lambda s, f: stop.append(s))
+
+def line(i):
+    s = "n w%s g%s %d " % (slot, gen, i)
+    return s + "x" * (length - len(s)) + "\n"
+
+def mark(name, text=""):
+    p = os.path.join(out, "%s.%d" % (name, os.getpid()))
+    with open(p + ".tmp", "w") as fh:
+        fh.write(text)
+    os.rename(p + ".tmp", p)
+
+n = 0
+while n < burst and not stop:
+    k = min(10, burst - n)
+    os.write(1, "".join(line(n + j) for j in range(k)).encode())
+    n += k
+mark("burst")
+while not stop:
+    os.write(2, line(n).encode())
+    n += 1
+    time.sleep(0.005)
+os.write(1, ("end w%s g%s %d\n" % (slot, gen, n)).encode())
+mark("count", "%d\n" % (n + 1))
+'''
+PRINTED_RE = re.compile(r"^n w(\d+) g(\d+) (\d+) (x+)$")
+END_RE = re.compile(r"^end w(\d+) g(\d+) (\d+)$")
+DROPPED_RE = re.compile(r"warn: (\d+) lines of worker output dropped: its "
+                        r"reader was too slow")
+
+
+def _files(d, name):
+    return sorted(p for p in os.listdir(d) if p.startswith(name + ".")
+                  and not p.endswith(".tmp"))
+
+
+def _check_upgrade_output(f, data, out, nworkers, length, want_drops):
+    """What fugue wrote (stderr or log_file) across an upgrade: whole lines
+    only; every line a worker printed there, in order, or counted in a drop
+    report; the master's lines of the upgrade there, from both images."""
+    check(data.endswith(b"\n"), "the output ends inside a line: %r"
+          % data[-80:])
+    lines = data.decode("utf-8", "replace").splitlines()
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+    bad, per_pid, masters, dropped = [], {}, [], 0
+    for line in lines:
+        m, w = MASTER_LINE.match(line), WORKER_LINE.match(line)
+        if m and not stamp.search(m.group(4)) and \
+                not PRINTED_RE.search(m.group(4)):
+            masters.append(line)
+            d = DROPPED_RE.search(line)
+            dropped += int(d.group(1)) if d else 0
+            continue
+        text = w.group(4) if w else ""
+        p, e = PRINTED_RE.match(text), END_RE.match(text)
+        if not w or not (p or e) or stamp.search(text) or \
+                (p and (len(text) != length or p.group(1) != w.group(2))) or \
+                (e and e.group(1) != w.group(2)):
+            bad.append(line)
+            continue
+        seq = int((p or e).group(3))
+        per_pid.setdefault(int(w.group(3)), []).append((seq, bool(e)))
+    check(not bad, "%d lines torn or glued together, e.g. %r"
+          % (len(bad), [b[:160] for b in bad[:3]]))
+    for pid, seqs in sorted(per_pid.items()):
+        order = [s for s, _ in seqs]
+        check(order == sorted(set(order)) and
+              all(not e for _, e in seqs[:-1]),
+              "worker %d: its lines out of order or repeated: %s"
+              % (pid, [(i, s) for i, (s, _) in enumerate(seqs)
+                       if i and s <= seqs[i - 1][0]][:5]))
+    counts = {int(p.split(".")[1]): int(open(os.path.join(out, p)).read())
+              for p in _files(out, "count")}
+    check(len(counts) == nworkers, "%d workers said how many lines they "
+          "printed, want %d: %s" % (len(counts), nworkers, sorted(counts)))
+    check(set(per_pid) <= set(counts), "lines from pids %s, the workers "
+          "were %s" % (sorted(per_pid), sorted(counts)))
+    printed = sum(counts.values())
+    present = sum(len(v) for v in per_pid.values())
+    check(present + dropped == printed, "%d worker lines there + %d "
+          "reported dropped != %d printed (by pid: printed %s, there %s)"
+          % (present, dropped, printed, counts,
+             {p: len(v) for p, v in per_pid.items()}))
+    if want_drops:
+        check(dropped > 0, "nothing dropped: the test did not fill the "
+              "backlog")
+    else:
+        check(dropped == 0, "%d lines dropped writing to a file" % dropped)
+    want = [r"upgrade: checking ", r"upgrade: trying ",
+            r"upgrade: re-executing ",
+            r"upgrade: adopted %d workers of generation 1" % (nworkers // 2),
+            r"upgrade: starting generation 2 ",
+            r"upgrade: generation 2 ready ", r"exiting with status 0"]
+    pos = 0
+    for rx in want:
+        i = next((i for i in range(pos, len(masters))
+                  if re.search(rx, masters[i])), None)
+        check(i is not None, "no master line /%s/ after %r; master lines: "
+              "%s" % (rx, masters[pos - 1][-60:] if pos else None,
+                      [l[30:110] for l in masters]))
+        pos = i + 1
+    pids = {MASTER_LINE.match(l).group(2) for l in masters}
+    check(pids == {str(f.pid)}, "master lines from pids %s; fugue is %d"
+          % (sorted(pids), f.pid))
+
+
+def _upgrade_with_backlog(t, to_file):
+    # 3 workers print a burst of 6000 lines of 300 characters (5 MB in
+    # all), then a line every 5 ms. With no log_file, fugue's stderr is a
+    # pipe the test does not read until the upgrade is over: the burst
+    # fills the 4 MiB backlog and more is dropped; USR2 re-executes fugue
+    # with the backlog unwritten, and the new generation's burst comes on
+    # top. With log_file (a regular file), nothing waits and nothing may
+    # be dropped.
+    nw, burst, length = 3, 6000, 300
+    out = t.path("out")
+    os.mkdir(out)
+    script = t.write("printer.py", PRINTER)
+    sock = t.path("ctl.sock")
+    master = {"control_socket": sock}
+    if to_file:
+        master["log_file"] = t.path("app.log")
+    conf = t.basic_config(count=nw, master=master, kill_timeout="10s",
+                          command="%s -S %s %d %d %s" % (
+                              sys.executable, script, burst, length, out))
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    try:
+        f = t.start(conf, output=wfd,
+                    logs=[master["log_file"]] if to_file else ())
+    finally:
+        os.close(wfd)
+    got, eof = [], threading.Event()
+
+    def reader():
+        try:
+            while True:
+                chunk = os.read(rfd, 65536)
+                if not chunk:
+                    break
+                got.append(chunk)
+        finally:
+            os.close(rfd)
+            eof.set()
+
+    def status():
+        return _status_json(sock) or {}
+    try:
+        wait_until(lambda: status().get("workers_ready") == nw, 15,
+                   what="%d workers ready (status json), stderr unread" % nw)
+        # A burst is over once the master took all but a pipe's worth.
+        wait_until(lambda: len(_files(out, "burst")) == nw, 30,
+                   what="the first generation's bursts")
+        f.signal(signal.SIGUSR2)
+        wait_until(lambda: status().get("generation") == 2 and
+                   not status().get("reloading"), 30,
+                   what="the upgrade to end (status json), stderr unread")
+        check(f.alive(), "fugue exited during the upgrade")
+    except BaseException:
+        t.background(reader)
+        raise
+    t.background(reader)
+    # The old workers drain (and say how much they printed); the new ones
+    # print their burst.
+    wait_until(lambda: len(_files(out, "count")) == nw and
+               len(_files(out, "burst")) == 2 * nw, 20,
+               what="the old workers' ends and the new bursts")
+    if not to_file:
+        # The new image writes what the old one left while it runs, not
+        # only at its exit.
+        wait_until(lambda: re.search(rb"upgrade: generation 2 ready",
+                                     b"".join(got)), 20,
+                   what="the backlog and the new image's lines on stderr")
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(20) == 0, "fugue exited %s" % f.rc)
+    check(eof.wait(10), "fugue's stderr still open after it exited")
+    data = b"".join(got)
+    if to_file:
+        check(not data.strip(), "fugue wrote to stderr with a log_file: %r"
+              % data[:300])
+        data = read_bytes(master["log_file"])
+    else:
+        with open(f.log_path, "ab") as fh:   # the harness checks it
+            fh.write(data)
+    _check_upgrade_output(f, data, out, 2 * nw, length, not to_file)
+
+
+@timeout(90)
+def test_upgrade_carries_the_stderr_backlog_across_the_exec(t):
+    _upgrade_with_backlog(t, False)
+
+
+@timeout(90)
+def test_upgrade_loses_no_line_of_a_log_file(t):
+    _upgrade_with_backlog(t, True)

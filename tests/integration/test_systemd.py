@@ -1,6 +1,7 @@
 """systemd, containers and daemon mode (fugue(8), ENVIRONMENT): what fugue
-tells NOTIFY_SOCKET across start, reloads, upgrades and stop; WATCHDOG=1;
-what workers see of it; socket activation; -d; fugue as PID 1."""
+tells NOTIFY_SOCKET across start, reloads, upgrades and stop; WATCHDOG=1,
+also across slow upgrades; what workers see of it; socket activation; -d;
+fugue as PID 1."""
 
 import os
 import re
@@ -13,6 +14,8 @@ from harness import (FUGUE, Skip, check, children_of, collect_ids,
                      pid_alive, pid_exists, poll_for, proc_cmdline,
                      proc_stat, proc_status_field, timeout, try_get,
                      wait_until)
+from loadgen import (Load, exe_inode, file_inode, line_time,
+                     reload_done_re, start_binary, wait_generation)
 from support import (Launched, NotifyListener, clean_env, notify_fields,
                      read_lines)
 
@@ -389,3 +392,78 @@ def test_pid1_reaps_orphans(t):
     rc = f.wait_exit(10)
     check(rc == 0, "unshare (fugue as PID 1) exited %s" % rc)
     f.wait_log(r"fugue \(pid 1\) info: exiting with status 0$", 1)
+
+
+@timeout(90)
+def test_watchdog_pinged_across_a_slow_upgrade(t):
+    # WATCHDOG_USEC=5s: fugue pings every 2.5 s. Each upgrade's new image
+    # takes 3 s to start (a wrapper that sleeps once it is exec'd with the
+    # state, then runs the real fugue under its own name): without a ping
+    # right before the exec and one right after the adoption, the gap
+    # would be 3 s plus a whole interval, over WatchdogSec. Under load,
+    # over three upgrades: every gap between pings is under 5 s, a ping
+    # comes after the "re-executing" line and before the exec ends, and
+    # one at the adoption, long before the new image's first interval.
+    usec, slow = 5000000, 3.0
+    os.makedirs(t.path("bin"))
+    wrapper = t.write("bin/fugue", "#!/bin/bash\n"
+                      "if [ -n \"$FUGUE_STATE_FD\" ]; then sleep %g; fi\n"
+                      "exec -a \"$0\" %s \"$@\"\n" % (slow, FUGUE), 0o755)
+    ns = NotifyListener(t)
+    conf = t.basic_config(count=2, ready="150ms")
+    f = start_binary(t, wrapper, ["-c", conf],
+                     env=clean_env(t, NOTIFY_SOCKET=ns.path,
+                                   WATCHDOG_USEC=str(usec)))
+    f.wait_ready(2, 15)
+    # Log lines carry the wall clock, arrivals the monotonic one.
+    offset = time.time() - time.monotonic()
+
+    def pings():
+        return [m for m in ns.snapshot(watchdog=True) if m[2] == "WATCHDOG=1"]
+    wait_until(pings, usec / 1e6, what="the first WATCHDOG=1")
+    with Load(t.port, new_conn=2, keep_alive=2) as load:
+        load.wait_progress(10)
+        for gen in (2, 3, 4):
+            f.signal(signal.SIGUSR2)
+            f.wait_log(reload_done_re(f, gen, "upgrade"), 30)
+            wait_generation(f, gen, 2)
+            load.wait_progress(5)
+            # The new image's own first ping, before the next upgrade (the
+            # next one's ping before its exec would fill the gap).
+            n = len(pings())
+            wait_until(lambda: len(pings()) > n, usec / 1e6,
+                       what="a WATCHDOG=1 after upgrade %d" % gen)
+    load.check_clean(min_ok=20)
+    check(exe_inode(f.pid) == file_inode(FUGUE) and
+          os.readlink("/proc/%d/exe" % f.pid) == FUGUE,
+          "fugue does not run %s" % FUGUE)
+    p = pings()
+    check({m[1] for m in p} == {f.pid}, "WATCHDOG=1 from pids %s, fugue is "
+          "%d" % (sorted({m[1] for m in p}), f.pid))
+    gaps = [b[0] - a[0] for a, b in zip(p, p[1:])]
+    reexec = [line_time(l) - offset for l in f.master_lines()
+              if "upgrade: re-executing " in l]
+    adopted = [line_time(l) - offset for l in f.master_lines()
+               if "upgrade: adopted " in l]
+    check(len(reexec) == 3 and len(adopted) == 3, "%d re-execs and %d "
+          "adoptions logged, want 3" % (len(reexec), len(adopted)))
+
+    def rel(t0):
+        return [round(m[0] - t0, 2) for m in p if -6 < m[0] - t0 < 6]
+    for i, (t_re, t_ad, t_next) in enumerate(zip(reexec, adopted,
+                                                 reexec[1:] + [1e12])):
+        check(t_ad - t_re >= slow - 0.1, "upgrade %d: the new image took "
+              "%.2fs, the wrapper sleeps %gs" % (i + 2, t_ad - t_re, slow))
+        # Log times are cut to the millisecond; an arrival can be late.
+        check([m for m in p if t_re - 0.01 <= m[0] <= t_re + slow / 2],
+              "upgrade %d: no WATCHDOG=1 right before the exec; pings at "
+              "%s s from the re-executing line" % (i + 2, rel(t_re)))
+        check([m for m in p if t_re + slow / 2 < m[0] <=
+               min(t_ad + 1.0, t_next - 0.01)],
+              "upgrade %d: no WATCHDOG=1 at the adoption; pings at %s s "
+              "from the adopted line" % (i + 2, rel(t_ad)))
+    check(max(gaps) < usec / 1e6, "a gap of %.2fs between WATCHDOG=1 pings, "
+          "WatchdogSec is %gs; gaps: %s" % (max(gaps), usec / 1e6,
+                                            [round(g, 2) for g in gaps]))
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)

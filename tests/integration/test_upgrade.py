@@ -2,25 +2,32 @@
 master re-executes its binary in place (same PID), adopts its workers and
 reloads, with no failed request; a new binary on disk (replaced file,
 swapped symlink, argv[0] relative or found on PATH) is what runs next; a
-broken binary or an invalid config changes nothing; workers, in-flight
-requests, drain deadlines, queued signals, the pid file lock and the
-master's fds all cross the exec."""
+broken binary or an invalid config changes nothing, nor does one that
+passes -t and then fails, crashes or hangs (its trial run), and the check and
+trial are bounded and leave nothing running; workers, in-flight requests,
+drain deadlines, queued signals, the pid file lock and the master's fds all
+cross the exec; a crafted state never makes fugue adopt a process that is not
+its child."""
 
 import fcntl
 import os
 import random
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 from harness import (FUGUE, WORKER, check, collect_ids, fail, free_port,
-                     http_get, pid_alive, proc_stat, timeout, wait_until)
+                     http_get, pid_alive, poll_for, proc_stat, timeout,
+                     wait_until)
 from loadgen import (Load, exe_inode, file_inode, install_binary, install_file,
                      line_time, listen_inodes, log_time, reload_done_re,
                      socket_inodes, start_binary, status_json,
                      wait_generation, wait_reaped, wait_workers,
                      workers_by_gen)
+from support import Launched, clean_env
 
 
 def _conf(t, count=2, mode="serve", ready="200ms", port=None, **kw):
@@ -649,3 +656,292 @@ def test_removed_listener_crosses_upgrade_until_drained(t):
     check(not listen_inodes(a) and not set(ino_a) & socket_inodes(f.pid),
           "address a is still open after the last worker using it left")
     wait_generation(f, 3, 1)
+
+
+def _pid_from(path):
+    """The pid a script wrote to path (written whole: renamed into place)."""
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+# The new binary passes its -t (the real fugue checks) and then does what
+# the case says instead of running: the trial run of the new binary on the
+# running state catches it before the exec, whatever it is.
+_FAILS_AFTER_CHECK = {
+    "exits 1": "echo 'new build: cannot start' >&2\nexit 1\n",
+    "segfaults": "kill -SEGV $$\n",
+    # Its children too: the bound kills the trial's whole process group.
+    "hangs": "sleep 1000 &\necho $$ $! > {dir}/trial.tmp && "
+             "mv {dir}/trial.tmp {dir}/trial.pid\nwait\n",
+}
+
+
+@timeout(120)
+def test_binary_that_fails_after_its_check_is_refused_by_the_trial(t):
+    # A new binary that passes -t but exits 1, segfaults or hangs when it
+    # runs: "fugue upgrade" is refused with the reason, the master keeps
+    # its pid and its image, its workers keep serving (no request fails
+    # under load), and an upgrade to a good binary afterwards works.
+    binary = _copy_of_fugue(t)
+    orig = file_inode(binary)
+    conf = _conf(t, count=2, worker={"ready_timeout": "3s"})
+    f = start_binary(t, binary, ["-c", conf])
+    f.wait_ready(2, 15)
+    start = proc_stat(f.pid)[4]
+    before = workers_by_gen(f)
+    t.expect_error(r"upgrade")
+    with Load(t.port, new_conn=2, keep_alive=2) as load:
+        load.wait_progress(10)
+        for case, rest in sorted(_FAILS_AFTER_CHECK.items()):
+            install_file(binary, "#!/bin/sh\ncase \"$1\" in -t) exec %s "
+                         "\"$@\";; esac\n%s" % (FUGUE, rest.format(
+                             dir=t.dir)), 0o755)
+            t0 = time.monotonic()
+            rc, out, err = t.run(["-c", conf, "upgrade"], timeout=30)
+            why = ("its trial run did not end in time" if case == "hangs"
+                   else "the new binary failed its trial run")
+            check(rc == 78 and out.startswith("refused: %s" % why),
+                  "upgrade to a binary that %s: exit %d, %r %r, want 78 "
+                  "and \"refused: %s\"" % (case, rc, out, err, why))
+            if case == "hangs":
+                check(time.monotonic() - t0 >= 2.9, "refused %.1fs after "
+                      "it began, before ready_timeout (3s)"
+                      % (time.monotonic() - t0))
+                with open(t.path("trial.pid")) as fh:
+                    pids = [int(p) for p in fh.read().split()]
+                t.remember(*pids)
+                wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+                           what="the trial %d and its child %d to be "
+                           "killed" % tuple(pids))
+            check(_same_process(f, start) and exe_inode(f.pid) == orig,
+                  "the master re-executed a binary that %s" % case)
+            check(workers_by_gen(f) == before, "the workers changed after "
+                  "a binary that %s: %s -> %s" % (case, before,
+                                                   workers_by_gen(f)))
+            load.wait_progress(10)
+        check("re-executing" not in f.log(), "fugue re-executed a binary "
+              "that fails")
+        check("new build: cannot start" in f.log(), "the trial's output is "
+              "not logged")
+        check(re.search(r"error: upgrade: %s killed by signal SEGV"
+                        % re.escape(binary), f.log()),
+              "the segfault of the trial is not logged")
+        new = install_binary(FUGUE, binary)
+        rc, out, err = t.run(["-c", conf, "upgrade"], timeout=30)
+        check(rc == 0 and out.startswith("ok: generation 2"),
+              "upgrade to a good binary again: %d %r %r" % (rc, out, err))
+        wait_generation(f, 2, 2)
+        load.wait_progress(10)
+    load.check_clean(min_ok=20)
+    check(_same_process(f, start) and exe_inode(f.pid) == new,
+          "after the good upgrade fugue runs %s"
+          % os.readlink("/proc/%d/exe" % f.pid))
+
+
+def _hanging_check(t, binary):
+    """Make binary a script whose -t hangs, with a child of its own that
+    hangs too; both write their pids (check.pid, check-child.pid). Anything
+    else runs the real fugue."""
+    d = t.dir
+    install_file(binary, "#!/bin/sh\ncase \"$1\" in -t) ;; *) exec %s "
+                 "\"$@\";; esac\n"
+                 "echo $$ > %s/check.tmp && mv %s/check.tmp %s/check.pid\n"
+                 "sleep 1000 &\n"
+                 "echo $! > %s/child.tmp && mv %s/child.tmp %s/child.pid\n"
+                 "wait\n" % ((FUGUE,) + (d,) * 6), 0o755)
+
+
+def _check_pids(t):
+    """The pids of the hanging check and its child, once both are known."""
+    def both():
+        p = [_pid_from(t.path(n)) for n in ("check.pid", "child.pid")]
+        return all(p) and p
+    pids = wait_until(both, 10, what="the hanging check to start its child")
+    t.remember(*pids)
+    return pids
+
+
+@timeout(60)
+def test_hanging_upgrade_check_is_killed_at_its_bound(t):
+    # The new binary's -t hangs (and so does a child it started): after
+    # ready_timeout the upgrade is refused, the check and its child are
+    # killed, and the master takes reloads and upgrades again.
+    binary = _copy_of_fugue(t)
+    conf = _conf(t, count=2, worker={"ready_timeout": "2s"})
+    f = start_binary(t, binary, ["-c", conf])
+    f.wait_ready(2, 15)
+    before = workers_by_gen(f)
+    _hanging_check(t, binary)
+    t.expect_error(r"upgrade")
+    t0 = time.monotonic()
+    box = t.background(t.run, ["-c", conf, "-w", "20s", "upgrade"], 30)
+    pids = _check_pids(t)
+    box["thread"].join(30)
+    check("result" in box, "fugue upgrade: %r" % box.get("error"))
+    rc, out, err = box["result"]
+    check(rc == 78 and out.startswith("refused: its check did not end in "
+                                      "time"),
+          "upgrade with a hanging check: exit %d, %r %r" % (rc, out, err))
+    check(time.monotonic() - t0 >= 1.9, "refused %.1fs after it began, "
+          "before ready_timeout (2s)" % (time.monotonic() - t0))
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+               what="the check %d and its child %d to be killed" %
+               tuple(pids))
+    check(workers_by_gen(f) == before, "the workers changed: %s -> %s"
+          % (before, workers_by_gen(f)))
+    rc, out, err = t.run(["-c", conf, "reload"], timeout=30)
+    check(rc == 0 and out.startswith("ok: generation 2"),
+          "a reload after the hanging check: %d %r %r" % (rc, out, err))
+    install_binary(FUGUE, binary)
+    rc, out, err = t.run(["-c", conf, "upgrade"], timeout=30)
+    check(rc == 0 and out.startswith("ok: generation 3"),
+          "an upgrade after the hanging check: %d %r %r" % (rc, out, err))
+    wait_generation(f, 3, 2)
+
+
+@timeout(60)
+def test_stop_during_a_hanging_upgrade_check_kills_it(t):
+    # TERM while the new binary's -t hangs (ready_timeout is far off):
+    # fugue stops as it would otherwise, and takes the check and its child
+    # with it.
+    binary = _copy_of_fugue(t)
+    conf = _conf(t, count=2, kill_timeout="3s",
+                 worker={"ready_timeout": "60s"})
+    f = start_binary(t, binary, ["-c", conf])
+    f.wait_ready(2, 15)
+    _hanging_check(t, binary)
+    f.signal(signal.SIGUSR2)
+    pids = _check_pids(t)
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+               what="the check %d and its child %d to be gone after fugue "
+               "stopped" % tuple(pids))
+
+
+# A process that is not fugue's: it notes every signal it can catch.
+_STRANGER = r'''
+import os, signal, sys, time
+path = sys.argv[1]
+
+def note(sig, frame):
+    with open(path, "a") as fh:
+        fh.write("%d\n" % sig)
+
+for s in signal.valid_signals():
+    if s not in (signal.SIGKILL, signal.SIGSTOP):
+        try:
+            signal.signal(s, note)
+        except (OSError, ValueError):
+            pass
+open(path + ".ready", "w").close()
+while True:
+    time.sleep(1)
+'''
+
+
+def _state_text(port, pid):
+    """A version 2 upgrade state whose only worker is pid, with the
+    configuration of a one-worker fugue on port."""
+    def enc(s):
+        return "".join("%%%02X" % ord(c) if ord(c) <= 0x20 or c == "%"
+                       else c for c in s)
+    cfg = [("listen", "address", "127.0.0.1:%d" % port),
+           ("worker", "command", "%s serve" % WORKER),
+           ("worker", "count", "1"), ("worker", "ready", "150ms"),
+           ("worker", "kill_timeout", "20s")]
+    return "".join(
+        ["fugue-state 2\n", "master 1 1 1 -1 -1 %\n",
+         # PID SLOT GEN STATE(ready) EXEC_OK FAILED EXECFD OUTFD RESTARTS
+         # BACKOFF_MS LAST_STATUS AGE_MS READY_AGE_MS TIMER_MS
+         "worker %d 0 1 1 1 0 -1 -1 0 0 0 60000 59000 -1\n" % pid,
+         "nofile -1\n", "control -1 0 0 0\n"] +
+        ["cfg %s %s %s\n" % (s, k, enc(v)) for s, k, v in cfg] + ["end\n"])
+
+
+@timeout(60)
+def test_crafted_state_never_adopts_a_stranger(t):
+    # fugue started with an upgrade state (FUGUE_STATE_FD) that names, as
+    # its worker, a process group leader fugue did not start: fugue logs
+    # that it is not its child and leaves it alone (no signal, ever: it is
+    # still there, untouched, after fugue stopped), starts a worker of its
+    # own for the slot, and stops at once (it does not wait kill_timeout,
+    # 20 s, for a process it cannot reap).
+    notes = t.path("stranger.signals")
+    stranger = subprocess.Popen([sys.executable, "-c", _STRANGER, notes],
+                                stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    t.remember(stranger.pid)
+    try:
+        wait_until(lambda: os.path.exists(notes + ".ready"), 10,
+                   what="the stranger's signal handlers")
+        port = t.port = free_port()
+        state = t.write("state", _state_text(port, stranger.pid))
+        conf = t.basic_config(port=port, count=1, ready="150ms",
+                              kill_timeout="20s")
+        t.expect_error(r"upgrade: pid %d \(worker 0\) is not a child of "
+                       r"fugue; not adopted" % stranger.pid)
+        f = Launched(t, ["/bin/sh", "-c", 'exec 9<"$0" && exec "$@"', state,
+                         FUGUE, "-c", conf], "fugue.log", name="fugue",
+                     env=clean_env(t, FUGUE_STATE_FD="9"))
+        f.wait_log(reload_done_re(f, 2, "upgrade"), 15)
+        (pid,) = wait_generation(f, 2, 1)
+        ids = collect_ids(port, [0], test=t)
+        check(ids[0] == (pid, 2), "slot 0 answers as %s, want fugue's own "
+              "worker %d of generation 2" % (ids[0], pid))
+        f.signal(signal.SIGTERM)
+        poll_for(lambda: f.poll() is not None, 10)
+        got = open(notes).read().split() if os.path.exists(notes) else []
+        check(not got, "fugue signalled the stranger %d: signals %s"
+              % (stranger.pid, got))
+        check(f.poll() == 0, "fugue did not stop within 10 s of TERM (exit "
+              "status %s); kill_timeout is 20 s" % f.poll())
+        check(pid_alive(stranger.pid) and
+              proc_stat(stranger.pid)[0] != "T",
+              "the stranger %d is gone or stopped: %s"
+              % (stranger.pid, proc_stat(stranger.pid)))
+        check(re.search(r"fugue \(pid %d\) error: upgrade: pid %d \(worker "
+                        r"0\) is not a child of fugue; not adopted\n.*"
+                        r"upgrade: adopted 0 workers of generation 1"
+                        % (f.pid, stranger.pid), f.log(), re.S),
+              "fugue did not say it left pid %d alone" % stranger.pid)
+    finally:
+        stranger.kill()
+        stranger.wait(10)
+
+
+@timeout(60)
+def test_upgrade_check_and_trial_leave_nothing_running(t):
+    # The new binary's -t and its trial run each start a child that stays,
+    # then pass. The trial's child holds copies of every fd of the state:
+    # the listeners, the workers' pipes, and the connection of the "fugue
+    # upgrade" client, which would then wait for the end of an answer that
+    # never closes. Once the check or the trial has ended, its process
+    # group goes too: the upgrade goes through and the client gets its
+    # answer.
+    binary = _copy_of_fugue(t)
+    conf = _conf(t, count=1)
+    f = start_binary(t, binary, ["-c", conf])
+    f.wait_ready(1, 15)
+    install_file(binary, "#!/bin/sh\n"
+                 "if [ \"$1\" = -t ]; then what=check; "
+                 "elif [ -n \"$FUGUE_TRIAL_FD\" ]; then what=trial; "
+                 "else exec %s \"$@\"; fi\n"
+                 "sleep 1000 &\n"
+                 "echo $! > %s/$what.tmp && mv %s/$what.tmp %s/$what.pid\n"
+                 "%s \"$@\"\n" % ((FUGUE,) + (t.dir,) * 3 + (FUGUE,)), 0o755)
+    rc, out, err = t.run(["-c", conf, "-w", "15s", "upgrade"], timeout=30)
+    check(rc == 0 and out.startswith("ok: generation 2"),
+          "upgrade: %d %r %r" % (rc, out, err))
+    pids = [_pid_from(t.path(n + ".pid")) for n in ("check", "trial")]
+    check(all(pids), "the check and the trial did not both start a child: "
+          "%s" % pids)
+    t.remember(*pids)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+               what="the children %s of the check and of the trial to be "
+               "gone" % pids)
+    wait_generation(f, 2, 1)
