@@ -201,6 +201,43 @@ set_unsigned(struct config *c, const struct key *k, const char *v,
 	return 0;
 }
 
+/* max_surge: N workers, or N% of count. */
+static int
+set_surge(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	size_t n = strlen(v);
+	unsigned long x;
+	bool pct = n > 1 && v[n - 1] == '%';
+	char num[24];
+
+	(void)k;
+	if (n < sizeof(num)) {
+		memcpy(num, v, n + 1);
+		if (pct)
+			num[n - 1] = '\0';
+		if (parse_uint(num, 1, pct ? 100 : 10000, &x) == 0) {
+			c->max_surge = (unsigned)x;
+			c->max_surge_pct = pct;
+			return 0;
+		}
+	}
+	snprintf(err, len, "expected a number of workers from 1 to 10000 or a "
+	    "percentage of count from 1%% to 100%%, got \"%s\"", v);
+	return -1;
+}
+
+unsigned
+config_surge(const struct config *c, unsigned count)
+{
+	unsigned long s;
+
+	if (!c->max_surge_pct)
+		return c->max_surge;
+	s = ((unsigned long)count * c->max_surge + 99) / 100;
+	return s ? (unsigned)s : 1;
+}
+
 static int
 set_mode(struct config *c, const struct key *k, const char *v, char *err,
     size_t len)
@@ -481,6 +518,7 @@ static const struct key keys[] = {
 	{ L, "socket_owner",	set_socket_owner, 0, 0, 0, false },
 	{ W, "command",		set_command, 0, 0, 0, false },
 	{ W, "count",		set_unsigned, F(count), 0, 10000, false },
+	{ W, "max_surge",	set_surge, 0, 0, 0, false },
 	{ W, "user",		set_user, 0, 0, 0, false },
 	{ W, "group",		set_group, 0, 0, 0, false },
 	{ W, "working_dir",	set_path, F(working_dir), 0, 0, false },
@@ -768,6 +806,8 @@ config_init(struct config *c)
 	c->ready_ms = 1000;
 	c->ready_timeout_ms = 60 * 1000;
 	c->ready_hold_ms = 1000;
+	c->max_surge = 100;
+	c->max_surge_pct = true;
 	c->master_death_signal = SIGTERM;
 	c->restart_delay_max_ms = 30 * 1000;
 }

@@ -54,6 +54,8 @@ struct config {
 	char		*command;	/* as written (continuations joined) */
 	struct strvec	 argv;		/* command split into words */
 	unsigned	 count;		/* default 1, 0..10000 */
+	unsigned	 max_surge;	/* new workers beyond count in a reload */
+	bool		 max_surge_pct;	/* max_surge is a percentage of count */
 	char		*user;		/* NULL: workers keep fugue's credentials */
 	char		*group;
 	uid_t		 uid;		/* resolved from user */
@@ -169,5 +171,9 @@ char	*path_absolute(const char *p, char *err, size_t len);
 
 /* Format a duration back ("1.5s", "250ms", "30s"), for logs. */
 void	format_duration(int64_t ms, char *buf, size_t len);
+
+/* The most new workers a reload of count workers runs beyond count (at
+ * least 1). */
+unsigned	config_surge(const struct config *c, unsigned count);
 
 #endif

@@ -154,10 +154,12 @@ master_scale(struct master *m, unsigned want)
 {
 	if (m->phase == M_STOPPING)
 		return;
-	log_info("workers: %u -> %u", m->serving->target, want);
-	gen_scale(m, m->serving, want);
+	log_info("workers: %u -> %u", m->starting ? m->roll_to :
+	    m->serving->target, want);
 	if (m->starting)
-		gen_scale(m, m->starting, want);
+		reload_scale(m, want);
+	else
+		gen_scale(m, m->serving, want);
 	reload_check(m);
 }
 
@@ -270,8 +272,11 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	(void)revents;
 	if (c->rpid == m->check.pid && m->check.pid)
 		upgrade_checked(m, c->rstatus);
-	else if ((w = workers_find_pid(&m->sv.wt, c->rpid)) != NULL)
+	else if ((w = workers_find_pid(&m->sv.wt, c->rpid)) != NULL) {
 		sv_exited(&m->sv, w, c->rstatus, wants_back(m, w));
+		if (m->starting)	/* room for a rolling reload's batch */
+			reload_check(m);
+	}
 	else	/* an orphan reaped as a subreaper (or PID 1) */
 		log_debug("reaped pid %ld", (long)c->rpid);
 	gens_reap(m);

@@ -74,6 +74,8 @@ struct master {
 					 * then its ready_hold */
 	bool		 holding;	/* gen_timer runs the ready_hold */
 	bool		 held;		/* the ready_hold passed */
+	unsigned	 roll_to;	/* the count the reload ends with */
+	unsigned	 roll_from;	/* the old generation's, for a rollback */
 	ev_timer	 stop_timer;	/* kill deadline of a stop */
 	ev_timer	 watchdog;	/* systemd's, at half its interval */
 };
@@ -109,6 +111,8 @@ void	reload_deadline(struct master *, unsigned ms);
 bool	master_busy(const struct master *);
 /* Start g's missing workers or stop its extra ones, to want. */
 void	gen_scale(struct master *, struct generation *g, unsigned want);
+/* TTIN, TTOU or scale while a reload runs. */
+void	reload_scale(struct master *, unsigned want);
 /* Free the old generations none of whose workers remain. */
 void	gens_reap(struct master *);
 /* Stop a generation's notify watcher and free it. */

@@ -262,19 +262,97 @@ hold(struct master *m)
 	ev_timer_start(m->loop, &m->gen_timer);
 }
 
+/* Workers with a process, of every generation, draining ones included:
+ * what max_surge bounds. */
+static unsigned
+alive(const struct master *m)
+{
+	const struct worker *w;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(w, &m->sv.wt.list, link)
+		n += w->state == W_STARTING || w->state == W_READY ||
+		    w->state == W_DRAINING;
+	return n;
+}
+
+/*
+ * A rolling reload (max_surge below count): the old generation keeps the
+ * slots the new one cannot serve yet, and the next batch of new workers
+ * starts once the last one is ready (and held) and the drained old
+ * workers have left room: never more than count + max_surge processes.
+ */
+static void
+roll(struct master *m)
+{
+	struct generation *g = m->starting, *old = m->serving;
+	unsigned to = m->roll_to, surge = config_surge(&g->cfg, to);
+	unsigned ready = workers_count(&m->sv.wt, g->id, WS(W_READY));
+	unsigned live, n;
+
+	if (ready > to)
+		ready = to;
+	if (old->target > to - ready)
+		gen_scale(m, old, to - ready);
+	live = alive(m);
+	n = to - g->target;
+	if (n > surge)
+		n = surge;
+	if (live >= to + surge)
+		n = 0;
+	else if (n > to + surge - live)
+		n = to + surge - live;
+	if (n == 0)
+		return;		/* room comes as old workers leave */
+	m->held = false;
+	log_info("%s: starting %u worker%s of generation %u (%u of %u)", op(m),
+	    n, plural(n), g->id, g->target + n, to);
+	gen_scale(m, g, g->target + n);
+	reload_deadline(m, g->cfg.ready_timeout_ms);
+}
+
+/* The starting generation: its last batch ready, held, then the next one
+ * or the commit. */
+static void
+starting_check(struct master *m)
+{
+	struct generation *g = m->starting;
+
+	if (workers_count(&m->sv.wt, g->id, WS(W_READY)) < g->target)
+		return;
+	if (g->target > 0 && !m->held && g->cfg.ready_hold_ms > 0) {
+		if (!m->holding)
+			hold(m);
+		return;
+	}
+	if (g->target >= m->roll_to)
+		commit(m);
+	else
+		roll(m);
+}
+
 void
 reload_check(struct master *m)
 {
 	if (m->phase == M_STARTING && workers_count(&m->sv.wt,
 	    m->serving->id, WS(W_READY)) >= m->serving->target)
 		first_ready(m);
-	else if (m->starting && workers_count(&m->sv.wt, m->starting->id,
-	    WS(W_READY)) >= m->starting->target) {
-		if (m->held || m->starting->cfg.ready_hold_ms == 0)
-			commit(m);
-		else if (!m->holding)
-			hold(m);
-	}
+	else if (m->starting)
+		starting_check(m);
+}
+
+void
+reload_scale(struct master *m, unsigned want)
+{
+	struct generation *g = m->starting;
+
+	/* During a reload: the count it ends with (and a rollback returns
+	 * to); the old generation only shrinks. */
+	m->roll_to = m->roll_from = want;
+	if (g->target > want)
+		gen_scale(m, g, want);
+	if (m->serving->target > want)
+		gen_scale(m, m->serving, want);
 }
 
 void
@@ -289,6 +367,9 @@ reload_rollback(struct master *m, const char *why)
 	m->starting = NULL;
 	g->phase = G_OLD;
 	gen_stop(m, g);
+	/* The slots a rolling reload took are the old generation's again. */
+	if (m->serving->target < m->roll_from)
+		gen_scale(m, m->serving, m->roll_from);
 	/* Its listeners go now (its workers keep their own copies): a
 	 * deploy script told of the failure may bind them next. */
 	for (size_t i = 0; i < g->nls; i++)
@@ -417,9 +498,17 @@ reload_begin(struct master *m)
 	m->sv.why[0] = '\0';
 	log_info("%s: starting generation %u (%u worker%s)", op(m), g->id,
 	    g->target, plural(g->target));
-	for (unsigned s = 0; s < g->target; s++)
-		sv_start(&m->sv, g, s);
-	reload_deadline(m, g->cfg.ready_timeout_ms);
+	m->roll_to = g->target;
+	m->roll_from = m->serving->target;
+	m->held = m->holding = false;
+	if (config_surge(&g->cfg, g->target) < g->target) {
+		g->target = 0;		/* in batches of max_surge */
+		roll(m);
+	} else {
+		for (unsigned s = 0; s < g->target; s++)
+			sv_start(&m->sv, g, s);
+		reload_deadline(m, g->cfg.ready_timeout_ms);
+	}
 	reload_check(m);
 }
 

@@ -546,6 +546,12 @@ state_config_dump(const struct config *c, struct strvec *out)
 	cfg_line(out, "worker", "command", c->command);
 	snprintf(buf, sizeof(buf), "%u", c->count);
 	cfg_line(out, "worker", "count", buf);
+	/* Keys newer than 0.1.0 only when set: a downgrade reads the rest. */
+	if (c->max_surge != 100 || !c->max_surge_pct) {
+		snprintf(buf, sizeof(buf), "%u%s", c->max_surge,
+		    c->max_surge_pct ? "%" : "");
+		cfg_line(out, "worker", "max_surge", buf);
+	}
 	cfg_line(out, "worker", "user", c->user);
 	cfg_line(out, "worker", "group", c->group);
 	cfg_line(out, "worker", "working_dir", c->working_dir);
@@ -568,7 +574,8 @@ state_config_dump(const struct config *c, struct strvec *out)
 	else
 		cfg_ms(out, "worker", "ready", c->ready_ms);
 	cfg_ms(out, "worker", "ready_timeout", c->ready_timeout_ms);
-	cfg_ms(out, "worker", "ready_hold", c->ready_hold_ms);
+	if (c->ready_hold_ms != 1000)
+		cfg_ms(out, "worker", "ready_hold", c->ready_hold_ms);
 	cfg_ms(out, "worker", "watchdog", c->watchdog_ms);
 	cfg_line(out, "worker", "master_death_signal",
 	    signal_name(c->master_death_signal));

@@ -575,6 +575,7 @@ START_TEST(defaults)
 	ck_assert_int_eq(c.ready_ms, 1000);
 	ck_assert_int_eq(c.ready_timeout_ms, 60000);
 	ck_assert_int_eq(c.ready_hold_ms, 1000);
+	ck_assert(c.max_surge == 100 && c.max_surge_pct);
 	ck_assert_int_eq(c.watchdog_ms, 0);
 	ck_assert_int_eq(c.master_death_signal, SIGTERM);
 	ck_assert_int_eq(c.restart_delay_max_ms, 30000);
@@ -738,6 +739,16 @@ START_TEST(good_values)
 	ck_assert_int_eq(c.ready_ms, 0);
 	good_value("worker", "ready_timeout", "1ms");
 	ck_assert_int_eq(c.ready_timeout_ms, 1);
+	good_value("worker", "max_surge", "1");
+	ck_assert(c.max_surge == 1 && !c.max_surge_pct);
+	ck_assert_uint_eq(config_surge(&c, 4), 1);
+	good_value("worker", "max_surge", "25%");
+	ck_assert(c.max_surge == 25 && c.max_surge_pct);
+	ck_assert_uint_eq(config_surge(&c, 4), 1);
+	ck_assert_uint_eq(config_surge(&c, 5), 2);	/* rounded up */
+	ck_assert_uint_eq(config_surge(&c, 0), 1);	/* at least one */
+	good_value("worker", "max_surge", "100%");
+	ck_assert_uint_eq(config_surge(&c, 7), 7);
 	good_value("worker", "ready_hold", "0");
 	ck_assert_int_eq(c.ready_hold_ms, 0);
 	good_value("worker", "ready_hold", "2500ms");
@@ -849,6 +860,15 @@ START_TEST(bad_values)
 	    "\"NOTIFY\"");
 	bad_value("worker", "ready_timeout", "0",
 	    "expected a duration of more than 0, got \"0\"");
+	bad_value("worker", "max_surge", "0", "expected a number of workers "
+	    "from 1 to 10000 or a percentage of count from 1% to 100%, got "
+	    "\"0\"");
+	bad_value("worker", "max_surge", "101%", "expected a number of workers "
+	    "from 1 to 10000 or a percentage of count from 1% to 100%, got "
+	    "\"101%\"");
+	bad_value("worker", "max_surge", "%", "expected a number of workers "
+	    "from 1 to 10000 or a percentage of count from 1% to 100%, got "
+	    "\"%\"");
 	bad_value("worker", "ready_timeout", "0.0001s",
 	    "expected a duration of more than 0, got \"0.0001s\"");
 	bad_value("worker", "watchdog", "often",
