@@ -166,8 +166,11 @@ client_action(const struct config *c, const char *action, bool json,
 	return 0;
 }
 
-int
-control_request(const char *path, const char *cmd)
+/* One connection, one command, the answer to stdout: 0 with *total bytes
+ * of answer (and its head), or an exit code. */
+static int
+request_once(const char *path, const char *cmd, char *head, size_t hlen,
+    size_t *totalp)
 {
 	struct sockaddr_un sa;
 	char buf[4096];
@@ -202,10 +205,9 @@ control_request(const char *path, const char *cmd)
 		close(fd);
 		return EX_UNAVAIL_;
 	}
-	char head[16] = "";
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		if (total < sizeof(head) - 1) {
-			size_t k = sizeof(head) - 1 - total;
+		if (total < hlen - 1) {
+			size_t k = hlen - 1 - total;
 
 			memcpy(head + total, buf, (size_t)n < k ? (size_t)n : k);
 		}
@@ -215,6 +217,27 @@ control_request(const char *path, const char *cmd)
 	}
 	close(fd);
 	fflush(stdout);
+	*totalp = total;
+	return 0;
+}
+
+int
+control_request(const char *path, const char *cmd)
+{
+	char head[16] = "";
+	size_t total = 0;
+	int r;
+
+	/* Closed without a word: the master re-executed itself (an upgrade)
+	 * before it read the command, which it never saw. The socket is the
+	 * new image's now: ask again (the action's deadline still holds). */
+	for (int i = 0; i < 40; i++) {
+		if ((r = request_once(path, cmd, head, sizeof(head), &total)) != 0)
+			return r;
+		if (total > 0)
+			break;
+		usleep(50 * 1000);
+	}
 	if (total == 0) {
 		fprintf(stderr, "fugue: control socket %s: no answer\n", path);
 		return EX_UNAVAIL_;

@@ -945,3 +945,35 @@ def test_upgrade_check_and_trial_leave_nothing_running(t):
                what="the children %s of the check and of the trial to be "
                "gone" % pids)
     wait_generation(f, 2, 1)
+
+
+@timeout(90)
+def test_status_answered_across_upgrades(t):
+    # `fugue status` in a loop while the master re-executes itself: a
+    # request the old image accepted but never read is asked again of the
+    # new one, never "no answer".
+    conf = _conf(t, count=2, ready="100ms", worker={"ready_hold": "0"})
+    f = t.start_ready(conf, 2)
+    stop = threading.Event()
+    bad, calls = [], [0]
+
+    def ask():
+        while not stop.is_set():
+            rc, out, err = t.run(["-c", conf, "status"], timeout=15)
+            calls[0] += 1
+            if rc != 0:
+                bad.append((rc, err.strip()))
+    ths = [threading.Thread(target=ask, daemon=True) for _ in range(2)]
+    for th in ths:
+        th.start()
+    try:
+        for gen in range(2, 12):
+            f.signal(signal.SIGUSR2)
+            f.wait_log(reload_done_re(f, gen, "upgrade"), 30)
+    finally:
+        stop.set()
+        for th in ths:
+            th.join(20)
+    check(calls[0] >= 10, "only %d status calls" % calls[0])
+    check(not bad, "%d of %d status calls failed: %s"
+          % (len(bad), calls[0], bad[:3]))
