@@ -69,8 +69,11 @@ run: deps
 unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; CK_DEFAULT_TIMEOUT=30 ./$$t; done
 
+# Test files run this many at a time (each file's tests in order).
+TEST_JOBS ?= 2
+
 integration: all
-	python3 tests/integration/run.py
+	python3 tests/integration/run.py -j $(TEST_JOBS)
 
 check-layers: $(OBJS) src/main.o
 	python3 tools/check-layers

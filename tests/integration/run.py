@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Run fugue's integration tests.
 
-    python3 tests/integration/run.py [-k SUBSTRING] [-v]
+    python3 tests/integration/run.py [-k SUBSTRING] [-j JOBS] [-v]
 
 Discovers tests/integration/test_*.py, runs every function named test_*
 in each with a time bound (SIGALRM), prints one line per test and ends with
 one summary line: "integration: N passed, N failed, N skipped". Exits 1 if
-any test failed.
+any test failed. With -j JOBS, that many files run at once, each in a
+process of its own (the tests of one file in order); a file's lines are
+printed together when it ends.
 """
 
 import argparse
 import glob
 import importlib.util
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -27,9 +31,9 @@ import harness  # noqa: E402
 LOG_TAIL = 15
 
 
-def discover(pattern):
+def discover(pattern, only=None):
     tests = []
-    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
+    for path in sorted(glob.glob(os.path.join(HERE, only or "test_*.py"))):
         modname = os.path.splitext(os.path.basename(path))[0]
         spec = importlib.util.spec_from_file_location(modname, path)
         mod = importlib.util.module_from_spec(spec)
@@ -104,18 +108,72 @@ def run_one(full, fn, verbose):
     return status, reason, tails
 
 
+def run_parallel(tests, jobs, opts):
+    """Each file's tests in a run.py of its own, jobs at a time; the
+    longest files first, so that the last one does not start alone."""
+    files = {}
+    for full, _ in tests:
+        name = full.split("::")[0]
+        files[name] = files.get(name, 0) + 1
+    queue = sorted(files, key=lambda n: -files[n])
+    running, counts = [], {"ok": 0, "FAIL": 0, "skip": 0}
+    t_start = time.monotonic()
+    summary = re.compile(r"^integration: (\d+) passed, (\d+) failed, "
+                         r"(\d+) skipped$", re.M)
+    while queue or running:
+        while queue and len(running) < jobs:
+            name = queue.pop(0)
+            cmd = [sys.executable, os.path.abspath(__file__), "-k",
+                   opts.pattern, "--file", name]
+            if opts.verbose:
+                cmd.append("-v")
+            running.append((name, subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True)))
+        done = None
+        while done is None:
+            for i, (name, proc) in enumerate(running):
+                if proc.poll() is not None:
+                    done = running.pop(i)
+                    break
+            else:
+                time.sleep(0.05)
+        name, proc = done
+        out = proc.stdout.read()
+        m = summary.search(out)
+        body = summary.sub("", out).rstrip()
+        print(body, flush=True)
+        if m:
+            for k, v in zip(("ok", "FAIL", "skip"), m.groups()):
+                counts[k] += int(v)
+        else:
+            counts["FAIL"] += 1
+            print("FAIL %s: its runner ended without a summary (exit %s)"
+                  % (name, proc.returncode), flush=True)
+    print("(%d tests in %.1fs, %d at a time)" % (len(tests),
+          time.monotonic() - t_start, jobs))
+    print("integration: %d passed, %d failed, %d skipped"
+          % (counts["ok"], counts["FAIL"], counts["skip"]), flush=True)
+    return 1 if counts["FAIL"] else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description="fugue integration tests")
     ap.add_argument("-k", dest="pattern", default="",
                     help="run only tests whose file::name contains this")
+    ap.add_argument("-j", dest="jobs", type=int, default=1,
+                    help="run this many test files at once")
     ap.add_argument("-v", dest="verbose", action="store_true",
                     help="print tracebacks of failures")
+    ap.add_argument("--file", dest="only", help=argparse.SUPPRESS)
     opts = ap.parse_args()
 
     signal.signal(signal.SIGALRM, on_alarm)
     harness.reset_ignored_signals()
     os.umask(0o022)
-    tests = discover(opts.pattern)
+    tests = discover(opts.pattern, opts.only)
+    if opts.jobs > 1:
+        return run_parallel(tests, opts.jobs, opts)
     counts = {"ok": 0, "FAIL": 0, "skip": 0}
     t_start = time.monotonic()
     for full, fn in tests:
