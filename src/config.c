@@ -201,6 +201,21 @@ set_unsigned(struct config *c, const struct key *k, const char *v,
 	return 0;
 }
 
+static int
+set_size(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	uint64_t n;
+
+	if (parse_size(v, &n) == -1) {
+		snprintf(err, len, "expected a size such as 512M, 2G or 0, got "
+		    "\"%s\"", v);
+		return -1;
+	}
+	*FIELD(c, k, uint64_t) = n;
+	return 0;
+}
+
 /* max_surge: N workers, or N% of count. */
 static int
 set_surge(struct config *c, const struct key *k, const char *v, char *err,
@@ -519,6 +534,12 @@ static const struct key keys[] = {
 	{ W, "command",		set_command, 0, 0, 0, false },
 	{ W, "count",		set_unsigned, F(count), 0, 10000, false },
 	{ W, "max_surge",	set_surge, 0, 0, 0, false },
+	{ W, "max_lifetime",	set_duration, F(max_lifetime_ms), 0, 0, false },
+	{ W, "max_lifetime_jitter", set_duration, F(max_lifetime_jitter_ms), 0,
+	    0, false },
+	{ W, "max_memory",	set_size, F(max_memory), 0, 0, false },
+	{ W, "memory_interval",	set_duration, F(memory_interval_ms), 100, 0,
+	    false },
 	{ W, "user",		set_user, 0, 0, 0, false },
 	{ W, "group",		set_group, 0, 0, 0, false },
 	{ W, "working_dir",	set_path, F(working_dir), 0, 0, false },
@@ -806,6 +827,7 @@ config_init(struct config *c)
 	c->ready_ms = 1000;
 	c->ready_timeout_ms = 60 * 1000;
 	c->ready_hold_ms = 1000;
+	c->memory_interval_ms = 10 * 1000;
 	c->max_surge = 100;
 	c->max_surge_pct = true;
 	c->master_death_signal = SIGTERM;

@@ -55,6 +55,10 @@ struct config {
 	struct strvec	 argv;		/* command split into words */
 	unsigned	 count;		/* default 1, 0..10000 */
 	unsigned	 max_surge;	/* new workers beyond count in a reload */
+	int64_t		 max_lifetime_ms;	/* recycle older workers; 0 off */
+	int64_t		 max_lifetime_jitter_ms;	/* plus a random share */
+	uint64_t	 max_memory;	/* recycle one whose PSS is above; 0 off */
+	int64_t		 memory_interval_ms;	/* PSS read this often */
 	bool		 max_surge_pct;	/* max_surge is a percentage of count */
 	char		*user;		/* NULL: workers keep fugue's credentials */
 	char		*group;
@@ -145,6 +149,8 @@ int	config_check_host(const struct config *c, bool start,
 
 /* Value parsers: 0 on success, -1 on a bad value (nothing changed). */
 int	parse_duration(const char *s, int64_t *ms);	/* 250ms 10s 5m 1h, bare = s */
+int	parse_size(const char *s, uint64_t *bytes);	/* 512M 2G 4096, KiB... */
+void	format_size(uint64_t bytes, char *buf, size_t len);	/* "512M" */
 int	parse_signal(const char *s, int *sig);		/* TERM, SIGTERM, 15 */
 const char *signal_name(int sig);			/* "TERM"; "?" if unknown */
 int	parse_mode(const char *s, int *mode);		/* octal, 0..07777 */

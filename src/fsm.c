@@ -28,6 +28,7 @@ static const struct fsm_out table[W_GONE][WE_COUNT] = {
 		[WE_STOP]	   = { S_(DRAINING), A_DISARM | A_SIGNAL_STOP, false },
 		[WE_KILL]	   = IGNORE,
 		[WE_RESTART]	   = IGNORE,
+		[WE_STOPPING]	   = IGNORE,
 	},
 	[W_READY] = {
 		[WE_EXEC_OK]	   = IGNORE,
@@ -41,6 +42,7 @@ static const struct fsm_out table[W_GONE][WE_COUNT] = {
 		[WE_STOP]	   = { S_(DRAINING), A_DISARM | A_SIGNAL_STOP, false },
 		[WE_KILL]	   = IGNORE,
 		[WE_RESTART]	   = IGNORE,
+		[WE_STOPPING]	   = { S_(READY), 0, false },
 	},
 	[W_DRAINING] = {
 		[WE_EXEC_OK]	   = IGNORE,
@@ -54,6 +56,7 @@ static const struct fsm_out table[W_GONE][WE_COUNT] = {
 		[WE_STOP]	   = IGNORE,	/* keeps its earlier deadline */
 		[WE_KILL]	   = { S_(DRAINING), A_SIGNAL_KILL, false },
 		[WE_RESTART]	   = IGNORE,
+		[WE_STOPPING]	   = IGNORE,
 	},
 	[W_BACKOFF] = {
 		[WE_EXEC_OK]	   = IGNORE,
@@ -67,6 +70,7 @@ static const struct fsm_out table[W_GONE][WE_COUNT] = {
 		[WE_STOP]	   = { S_(GONE), A_DISARM | A_FORGET, false },
 		[WE_KILL]	   = IGNORE,
 		[WE_RESTART]	   = { S_(STARTING), A_SPAWN, false },
+		[WE_STOPPING]	   = IGNORE,
 	},
 };
 
@@ -107,7 +111,7 @@ fsm_event_name(enum worker_event e)
 	static const char *const names[WE_COUNT] = {
 		"exec ok", "exec failed", "READY=1", "ready delay",
 		"ready_timeout", "WATCHDOG=1", "watchdog missed", "exit", "stop",
-		"kill deadline", "restart",
+		"kill deadline", "restart", "STOPPING=1",
 	};
 
 	return e < WE_COUNT ? names[e] : "?";

@@ -24,6 +24,7 @@ enum worker_event {
 	WE_STOP,		/* the master wants it gone */
 	WE_KILL,		/* its kill deadline passed */
 	WE_RESTART,		/* its backoff delay passed */
+	WE_STOPPING,		/* STOPPING=1: it asks to be replaced */
 	WE_COUNT
 };
 

@@ -130,6 +130,7 @@ master_stop(struct master *m, bool quick)
 	}
 	m->phase = M_STOPPING;
 	ev_timer_stop(m->loop, &m->gen_timer);
+	recycle_stop(m);
 	upgrade_check_end(&m->check);
 	m->exec_due = false;
 	notify_systemd("STOPPING=1");
@@ -185,7 +186,8 @@ wants_back(const struct master *m, const struct worker *w)
 {
 	const struct generation *g = w->g;
 
-	if (m->phase == M_STOPPING || g != m->serving || w->slot >= g->target)
+	if (m->phase == M_STOPPING || g != m->serving || w->slot >= g->target ||
+	    w->retiring)	/* its successor has the slot */
 		return false;
 	if (w->state != W_DRAINING)
 		return true;
@@ -233,7 +235,12 @@ on_worker(void *arg, struct worker *w, enum worker_event e,
 	if (from == W_STARTING && w->state == W_READY) {
 		if (w->g == m->serving)
 			m->seen_ready = true;
+		recycle_ready(m, w);
 		reload_check(m);
+		return;
+	}
+	if (e == WE_STOPPING) {
+		recycle_retire(m, w, "it asked to be replaced (STOPPING=1)");
 		return;
 	}
 	if (e == WE_EXIT && m->phase == M_STARTING && w->g == m->serving &&
@@ -583,6 +590,7 @@ master_run(struct master *m)
 	ev_child_init(&m->child, child_cb, 0, 0);
 	m->child.data = m;
 	ev_child_start(m->loop, &m->child);
+	recycle_init(m);
 	ev_init(&m->gen_timer, gen_timer_cb);
 	m->gen_timer.data = m;
 	ev_prepare_init(&m->later, later_cb);

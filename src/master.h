@@ -36,6 +36,9 @@ struct master {
 	int		 exit_code;
 	bool		 seen_ready;	/* a worker of the first generation was */
 	bool		 give_up;	/* stop once the current event is done */
+	ev_timer	 recycle_timer;	/* the next worker due for max_lifetime */
+	ev_timer	 memory_timer;	/* every memory_interval, with max_memory */
+	unsigned long	 recycles;	/* workers replaced, for status */
 
 	struct gen_list	 gens;		/* every generation alive, oldest first */
 	struct generation *serving;
@@ -129,5 +132,19 @@ void	handover_adopt(struct master *, struct state *);
 
 /* ---- status.c ---- */
 char	*status_format(const struct master *, bool json);
+
+/* recycle.c: replacing workers that are too old, too big, or ask to be. */
+void	recycle_init(struct master *);
+/* The serving configuration changed (start, commit): timers as it says. */
+void	recycle_config(struct master *);
+void	recycle_stop(struct master *);
+/* A worker became ready: its own deadline; a predecessor drains. */
+void	recycle_ready(struct master *, struct worker *);
+/* Replace the workers due, within the quota; arm for the next one. */
+void	recycle_check(struct master *);
+/* Start w's replacement now (why is logged and shown in status). */
+void	recycle_retire(struct master *, struct worker *, const char *why);
+/* Read every worker's memory (PSS of its process group). */
+void	recycle_measure(struct master *);
 
 #endif

@@ -160,7 +160,7 @@ gen_stop(struct master *m, struct generation *g)
 void
 gen_scale(struct master *m, struct generation *g, unsigned want)
 {
-	struct worker *w;
+	struct worker *w, *next;
 	unsigned have = g->target;
 	int slot;
 
@@ -169,9 +169,14 @@ gen_scale(struct master *m, struct generation *g, unsigned want)
 			sv_start(&m->sv, g, (unsigned)slot);
 	while (have > want) {
 		have--;
-		/* The newest slot goes. */
-		if ((w = workers_find_slot(&m->sv.wt, g->id, have)) != NULL)
-			sv_stop(&m->sv, w, g->cfg.kill_timeout_ms);
+		/* The newest slot goes, with a worker being replaced in
+		 * it. */
+		for (w = TAILQ_FIRST(&m->sv.wt.list); w; w = next) {
+			next = TAILQ_NEXT(w, link);
+			if (w->gen == g->id && w->slot == have &&
+			    w->state != W_DRAINING)
+				sv_stop(&m->sv, w, g->cfg.kill_timeout_ms);
+		}
 	}
 	g->target = want;
 }
@@ -207,6 +212,7 @@ first_ready(struct master *m)
 	}
 	notify_systemd("READY=1\nSTATUS=%u worker%s ready, generation %u",
 	    g->target, plural(g->target), g->id);
+	recycle_config(m);
 	op_done(m);
 }
 
@@ -240,6 +246,7 @@ commit(struct master *m)
 	control_outcome(&m->ctl, m->op_current, "ok", "generation %u serving "
 	    "%u worker%s", g->id, g->target, plural(g->target));
 	gens_reap(m);
+	recycle_config(m);
 	op_done(m);
 }
 
@@ -382,6 +389,7 @@ reload_rollback(struct master *m, const char *why)
 	    "%u worker%s", m->serving->id, m->serving->target,
 	    plural(m->serving->target));
 	gens_reap(m);
+	recycle_check(m);
 	op_done(m);
 }
 

@@ -574,6 +574,17 @@ state_config_dump(const struct config *c, struct strvec *out)
 	else
 		cfg_ms(out, "worker", "ready", c->ready_ms);
 	cfg_ms(out, "worker", "ready_timeout", c->ready_timeout_ms);
+	if (c->max_lifetime_ms)
+		cfg_ms(out, "worker", "max_lifetime", c->max_lifetime_ms);
+	if (c->max_lifetime_jitter_ms)
+		cfg_ms(out, "worker", "max_lifetime_jitter",
+		    c->max_lifetime_jitter_ms);
+	if (c->max_memory) {
+		format_size(c->max_memory, buf, sizeof(buf));
+		cfg_line(out, "worker", "max_memory", buf);
+	}
+	if (c->memory_interval_ms != 10 * 1000)
+		cfg_ms(out, "worker", "memory_interval", c->memory_interval_ms);
 	if (c->ready_hold_ms != 1000)
 		cfg_ms(out, "worker", "ready_hold", c->ready_hold_ms);
 	cfg_ms(out, "worker", "watchdog", c->watchdog_ms);

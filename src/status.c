@@ -52,7 +52,7 @@ status_format(const struct master *m, bool json)
 	    "stopping" };
 	ev_tstamp now = mono_now();
 	struct outbuf o = { 0 };
-	char up[32], last[96];
+	char up[32], last[96], mem[32];
 	const struct worker *w;
 	bool first = true;
 
@@ -71,22 +71,33 @@ status_format(const struct master *m, bool json)
 			    w->pid > 0 ? now - w->started : 0.0, w->restarts);
 			first = false;
 			if (w->last_status == -1)
-				outbuf_printf(&o, "null}");
+				outbuf_printf(&o, "null");
 			else {
 				describe_status(w->last_status, last,
 				    sizeof(last));
 				json_string(&o, last);
-				outbuf_printf(&o, "}");
 			}
+			if (w->pss)
+				outbuf_printf(&o, ",\"memory\":%llu",
+				    (unsigned long long)w->pss);
+			else
+				outbuf_printf(&o, ",\"memory\":null");
+			outbuf_printf(&o, ",\"replacing\":");
+			if (w->retiring)
+				json_string(&o, w->retire_why);
+			else
+				outbuf_printf(&o, "null");
+			outbuf_printf(&o, "}");
 		}
-		outbuf_printf(&o, "]}\n");
+		outbuf_printf(&o, "],\"recycled\":%lu}\n", m->recycles);
 	} else {
 		outbuf_printf(&o, "fugue pid %ld, %s, generation %u, %u of %u workers "
 		    "ready%s\n", (long)m->pid, phases[m->phase], m->serving->id,
 		    workers_count(&m->sv.wt, m->serving->id, WS(W_READY)), m->serving->target,
 		    m->starting || m->check.pid ? ", reloading" : "");
-		outbuf_printf(&o, "%-5s %-8s %-4s %-9s %-8s %-8s %s\n", "SLOT", "PID",
-		    "GEN", "STATE", "UPTIME", "RESTARTS", "LAST EXIT");
+		outbuf_printf(&o, "%-5s %-8s %-4s %-9s %-8s %-8s %-8s %s\n", "SLOT",
+		    "PID", "GEN", "STATE", "UPTIME", "RESTARTS", "MEMORY",
+		    "LAST EXIT");
 		TAILQ_FOREACH(w, &m->sv.wt.list, link) {
 			if (w->pid > 0)
 				format_uptime(now - w->started, up,
@@ -98,9 +109,16 @@ status_format(const struct master *m, bool json)
 			else
 				describe_status(w->last_status, last,
 				    sizeof(last));
-			outbuf_printf(&o, "%-5u %-8ld %-4u %-9s %-8s %-8u %s\n", w->slot,
-			    (long)w->pid, w->gen, worker_state_name(w->state),
-			    up, w->restarts, last);
+			if (w->pss)
+				snprintf(mem, sizeof(mem), "%.1fM",
+				    w->pss / 1048576.0);
+			else
+				snprintf(mem, sizeof(mem), "-");
+			outbuf_printf(&o, "%-5u %-8ld %-4u %-9s %-8s %-8u %-8s %s%s%s"
+			    "\n", w->slot, (long)w->pid, w->gen,
+			    worker_state_name(w->state), up, w->restarts, mem,
+			    last, w->retiring ? "; replacing: " : "",
+			    w->retiring ? w->retire_why : "");
 		}
 	}
 	outbuf_add(&o, "", 1);	/* NUL */

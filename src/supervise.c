@@ -426,6 +426,8 @@ notify_apply(struct supervisor *sv, struct worker *w,
 		sv_step(sv, w, WE_READY, false, -1);
 	else if (msg->watchdog && ev_is_active(&w->timer))
 		sv_step(sv, w, WE_PING, false, -1);
+	if (msg->stopping)
+		sv_step(sv, w, WE_STOPPING, false, -1);
 }
 
 /* ready = fd: the lines w wrote on its pipe, each one message. A line

@@ -92,6 +92,54 @@ parse_duration(const char *s, int64_t *ms)
 	return 0;
 }
 
+/* "512M": bytes, with K, M, G or T (powers of 1024), optionally followed
+ * by "iB" or "B"; a bare number is bytes. */
+int
+parse_size(const char *s, uint64_t *bytes)
+{
+	uint64_t n = 0, unit = 1;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (n > (1ULL << 50))
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case 'K': unit = 1ULL << 10; p++; break;
+	case 'M': unit = 1ULL << 20; p++; break;
+	case 'G': unit = 1ULL << 30; p++; break;
+	case 'T': unit = 1ULL << 40; p++; break;
+	}
+	if (unit > 1 && strcmp(p, "iB") == 0)
+		p += 2;
+	else if (*p == 'B')
+		p++;
+	if (*p != '\0' || n > (1ULL << 50) / unit)
+		return -1;
+	*bytes = n * unit;
+	return 0;
+}
+
+void
+format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (u < 3 && bytes >= 1024 && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%llu", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%llu%c", (unsigned long long)bytes,
+		    units[u]);
+}
+
 void
 format_duration(int64_t ms, char *buf, size_t len)
 {

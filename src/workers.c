@@ -51,7 +51,8 @@ workers_find_slot(const struct worker_table *t, unsigned gen, unsigned slot)
 	struct worker *w;
 
 	TAILQ_FOREACH(w, &t->list, link)
-		if (w->gen == gen && w->slot == slot && w->state != W_DRAINING)
+		if (w->gen == gen && w->slot == slot &&
+		    w->state != W_DRAINING && !w->retiring)
 			return w;
 	return NULL;
 }
@@ -66,7 +67,8 @@ workers_free_slot(const struct worker_table *t, unsigned gen, unsigned target)
 	/* One pass over the table, not one per slot: count may be 10000. */
 	used = xcalloc(target ? target : 1, 1);
 	TAILQ_FOREACH(w, &t->list, link)
-		if (w->gen == gen && w->state != W_DRAINING && w->slot < target)
+		if (w->gen == gen && w->state != W_DRAINING && !w->retiring &&
+		    w->slot < target)
 			used[w->slot] = 1;
 	for (unsigned s = 0; s < target; s++)
 		if (!used[s]) {

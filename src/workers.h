@@ -6,6 +6,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <ev.h>
 
 /* The values are part of the upgrade state: append only. */
@@ -43,6 +44,10 @@ struct worker {
 	char		 rline[256];
 	void		*out;		/* its output pipe (struct logpipe) */
 	char		 last_line[120];	/* the last line it wrote */
+	double		 recycle_at;	/* max_lifetime: due then; 0 never */
+	bool		 retiring;	/* being replaced: its successor starts */
+	char		 retire_why[96];
+	uint64_t	 pss;		/* memory of its group, bytes; 0 unknown */
 };
 
 TAILQ_HEAD(worker_list, worker);

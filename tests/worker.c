@@ -27,7 +27,8 @@
  *   Serving modes also take --no-watchdog (never send WATCHDOG=1).
  *
  * Endpoints: GET /  -> "worker <FUGUE_WORKER_ID> pid <pid> gen <FUGUE_GENERATION>"
- *   /slow?ms=N (the same after N ms), /inherit (JSON of what the process
+ *   /slow?ms=N (the same after N ms), /stopping (send STOPPING=1: replace
+ *   me), /grow?mb=N (allocate and touch N MB, kept), /inherit (JSON of what the process
  *   inherited, read first thing in main: pid ppid pgid sid uid euid gid egid
  *   groups cwd umask, SigBlk SigIgn SigCgt Cap* NoNewPrivs Seccomp as in
  *   /proc/self/status, pdeathsig, nofile [soft, hard], fds [{fd, target,
@@ -727,6 +728,17 @@ static void *conn_main(void *arg)
 			b = report;
 			blen = (int)report_len;
 			ctype = "application/json";
+		} else if (!strcmp(rq.path, "/stopping")) {
+			notify("STOPPING=1");	/* "replace me" */
+			blen = snprintf(body, sizeof body, "asked to be replaced\n");
+		} else if (!strcmp(rq.path, "/grow")) {
+			long long mb = qparam(rq.query, "mb", 1, 1, 4096);
+			char *mem = malloc((size_t)mb << 20);
+
+			if (mem)	/* kept: the process grows */
+				memset(mem, 1, (size_t)mb << 20);
+			blen = snprintf(body, sizeof body, "grew by %lld MB%s\n",
+			    mb, mem ? "" : " (failed)");
 		} else if (!strcmp(rq.path, "/exit")) {
 			action = 1;
 			arg_n = qparam(rq.query, "code", 0, 0, 255);

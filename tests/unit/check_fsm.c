@@ -44,6 +44,8 @@ expected(enum worker_state s, enum worker_event e, const struct fsm_in *in)
 			GO(W_READY, A_DISARM | A_SIGNAL_KILL);
 		else if (e == WE_STOP)
 			GO(W_DRAINING, A_DISARM | A_SIGNAL_STOP);
+		else if (e == WE_STOPPING)	/* the master replaces it */
+			GO(W_READY, 0);
 		break;
 	case W_DRAINING:
 		if (e == WE_KILL)
