@@ -739,6 +739,20 @@ START_TEST(good_values)
 	ck_assert_int_eq(c.ready_ms, 0);
 	good_value("worker", "ready_timeout", "1ms");
 	ck_assert_int_eq(c.ready_timeout_ms, 1);
+	good_value("worker", "max_memory", "512M");
+	ck_assert_uint_eq(c.max_memory, 512ULL << 20);
+	good_value("worker", "max_memory", "2GiB");
+	ck_assert_uint_eq(c.max_memory, 2ULL << 30);
+	good_value("worker", "max_memory", "4096");
+	ck_assert_uint_eq(c.max_memory, 4096);
+	good_value("worker", "max_memory", "0");
+	ck_assert_uint_eq(c.max_memory, 0);
+	good_value("worker", "max_lifetime", "1h");
+	ck_assert_int_eq(c.max_lifetime_ms, 3600000);
+	good_value("worker", "max_lifetime_jitter", "5m");
+	ck_assert_int_eq(c.max_lifetime_jitter_ms, 300000);
+	good_value("worker", "memory_interval", "100ms");
+	ck_assert_int_eq(c.memory_interval_ms, 100);
 	good_value("worker", "max_surge", "1");
 	ck_assert(c.max_surge == 1 && !c.max_surge_pct);
 	ck_assert_uint_eq(config_surge(&c, 4), 1);
@@ -860,6 +874,14 @@ START_TEST(bad_values)
 	    "\"NOTIFY\"");
 	bad_value("worker", "ready_timeout", "0",
 	    "expected a duration of more than 0, got \"0\"");
+	bad_value("worker", "max_memory", "lots", "expected a size such as "
+	    "512M, 2G or 0, got \"lots\"");
+	bad_value("worker", "max_memory", "5X", "expected a size such as "
+	    "512M, 2G or 0, got \"5X\"");
+	bad_value("worker", "max_memory", "-1", "expected a size such as "
+	    "512M, 2G or 0, got \"-1\"");
+	bad_value("worker", "memory_interval", "10ms", "expected a duration "
+	    "of at least 100ms, got \"10ms\"");
 	bad_value("worker", "max_surge", "0", "expected a number of workers "
 	    "from 1 to 10000 or a percentage of count from 1% to 100%, got "
 	    "\"0\"");
