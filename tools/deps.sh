@@ -1,10 +1,19 @@
 #!/bin/sh
-# Install what fugue needs to build (and, with "test", to run every test),
-# if it is missing (Debian). As root: apt-get; otherwise with sudo when there
-# is one; else print the line.
+# Install what fugue needs to build (with "test", to run every test; with
+# "compat", the compatibility matrix), if it is missing (Debian). As root:
+# apt-get; otherwise with sudo when there is one; else print the line.
 pkgs="libev-dev libinih-dev check pkg-config make gcc curl python3"
 # The Node.js example, a real logrotate run, the master under valgrind.
 [ "${1:-}" = test ] && pkgs="$pkgs nodejs logrotate valgrind"
+# The compatibility matrix (tests/compat): the servers it runs under fugue,
+# Go to build its Go server, npm to install express.
+if [ "${1:-}" = compat ]; then
+	pkgs="$pkgs gunicorn python3-uvicorn uwsgi-core uwsgi-plugin-python3"
+	pkgs="$pkgs lighttpd php-fpm golang-go nodejs"
+	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+	# only the servers: none of the web stacks they recommend
+	norec=--no-install-recommends
+fi
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -21,9 +30,10 @@ elif command -v sudo >/dev/null 2>&1; then
 	sudo="sudo"
 else
 	echo "fugue needs these packages; as root run:" >&2
-	echo "  apt-get install -y$missing" >&2
+	echo "  apt-get install -y${norec:+ $norec}$missing" >&2
 	exit 1
 fi
 echo "installing:$missing" >&2
 $sudo apt-get update -qq || exit 1
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq$missing >/dev/null || exit 1
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq${norec:+ $norec}$missing \
+    >/dev/null || exit 1
