@@ -151,15 +151,21 @@ class Slow:
     def __init__(self, t, r, f, port):
         self.started = len(re.findall(SLOW_STARTED, f.log(), re.M))
         self.t0 = time.monotonic()
-        self.box = t.background(get, t, r, port,
-                                r.slow_path.format(ms=SLOW_MS),
-                                SLOW_MS / 1000.0 + 20)
+        self.t1 = None
+        self.box = t.background(self._get, t, r, port)
         f.wait_log(SLOW_STARTED, 15, count=self.started + 1)
+
+    def _get(self, t, r, port):
+        try:
+            return get(t, r, port, r.slow_path.format(ms=SLOW_MS),
+                       SLOW_MS / 1000.0 + 20)
+        finally:
+            self.t1 = time.monotonic()
 
     def result(self):
         """(ok, text): answered in full, after the whole SLOW_MS?"""
         self.box["thread"].join(SLOW_MS / 1000.0 + 25)
-        dt = time.monotonic() - self.t0
+        dt = (self.t1 or time.monotonic()) - self.t0
         if "error" in self.box:
             e = self.box["error"]
             return False, "failed after %.1fs: %s: %s" % (
@@ -278,6 +284,15 @@ class Results:
         self.res[name] = dict(status=st, detail=detail)
 
 
+def killed_since(f, since):
+    """fugue's line about the first worker it had to kill at kill_timeout
+    since the mark, or None."""
+    for line in f.log()[since.get(f, 0):].splitlines():
+        if "after kill_timeout; sending KILL" in line:
+            return line
+    return None
+
+
 def reload_phase(t, r, f, conf, port, gen, sig, res):
     """HUP or USR2 under load with a slow request in flight: the checks
     hup/usr2 (failed requests within the row's bound) and slow-hup/
@@ -299,6 +314,7 @@ def reload_phase(t, r, f, conf, port, gen, sig, res):
     ok = sum(ld.ok.values())
     failed = ld.failed_samples()
     figures.update(requests=ok + len(failed), failed=len(failed))
+    killed = killed_since(f, since)
     most = servers.bound(r, kind) * COUNT
 
     def reload_check():
@@ -316,6 +332,7 @@ def reload_phase(t, r, f, conf, port, gen, sig, res):
             e.figures = figures
             raise e
         check(ok >= 20, "only %d requests answered: %s" % (ok, ld.summary()))
+        check(not killed, "an old worker did not drain: %s" % killed)
         return detail, figures
     res.run(kind, reload_check, since=since)
     ok_slow, text = slow.result()
@@ -346,6 +363,8 @@ def stop_phase(t, r, f, port, res):
 
     def stop_check():
         check(rc == 0, "fugue exited %s after TERM" % rc)
+        killed = killed_since(f, since)
+        check(not killed, "a worker did not drain: %s" % killed)
         left = harness.poll_for(lambda: not t.leftover(), 5.0)
         check(left, "processes left after fugue exited: %s" % ", ".join(
             "%d (%s)" % (p, harness.proc_cmdline(p)) for p in t.leftover()))

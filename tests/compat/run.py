@@ -2,6 +2,7 @@
 """Run fugue's compatibility matrix: real servers under the real fugue.
 
     python3 tests/compat/run.py [-k NAME[,NAME]] [-j N] [--allow-missing]
+                                [--logs DIR]
     python3 tests/compat/run.py --table | --write-readme
 
 Each row of servers.py (gunicorn, uvicorn, uWSGI, lighttpd, php-fpm, Go,
@@ -65,7 +66,17 @@ def on_alarm(signum, frame):
     raise harness.TestTimeout()
 
 
-def run_one(name, out):
+def keep_logs(t, name, logs):
+    """Copy the row's fugue logs into logs/NAME/."""
+    d = os.path.join(logs, name)
+    os.makedirs(d, exist_ok=True)
+    for f in t.fugues:
+        for p in [f.log_path] + f.logs:
+            if os.path.exists(p):
+                shutil.copy(p, d)
+
+
+def run_one(name, out, logs=None):
     r = servers.by_name(name)
     signal.signal(signal.SIGALRM, on_alarm)
     harness.reset_ignored_signals()
@@ -94,6 +105,8 @@ def run_one(name, out):
         for c in servers.CHECKS:
             if c not in res.res:
                 res.set(c, "fail", "not run: " + error.splitlines()[0])
+    if logs:
+        keep_logs(t, name, logs)
     try:
         t.cleanup()
     except Exception as e:      # noqa: B902 (reported, then the next row)
@@ -108,11 +121,12 @@ def run_one(name, out):
 # --------------------------------------------------------------------------
 # The matrix
 
-def start_row(r, tmp):
+def start_row(r, tmp, logs):
     out = os.path.join(tmp, r.name + ".json")
     log = open(os.path.join(tmp, r.name + ".log"), "wb")
+    extra = ["--logs", os.path.abspath(logs)] if logs else []
     p = subprocess.Popen([sys.executable, os.path.abspath(__file__),
-                          "--one", r.name, "--out", out],
+                          "--one", r.name, "--out", out] + extra,
                          stdin=subprocess.DEVNULL, stdout=log,
                          stderr=subprocess.STDOUT,
                          preexec_fn=harness._die_with_runner)
@@ -192,12 +206,14 @@ def main():
                     help="print the README's table and exit")
     ap.add_argument("--write-readme", action="store_true",
                     help="put the table in README.md and exit")
+    ap.add_argument("--logs", metavar="DIR",
+                    help="keep each server's fugue logs in DIR/NAME/")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     opts = ap.parse_args()
 
     if opts.one:
-        return run_one(opts.one, opts.out)
+        return run_one(opts.one, opts.out, opts.logs)
     if opts.table:
         print("\n".join(table.table()))
         return 0
@@ -226,7 +242,7 @@ def main():
         while todo or running:
             while todo and len(running) < max(1, opts.jobs):
                 r = todo.pop(0)
-                running.append((r,) + start_row(r, tmp))
+                running.append((r,) + start_row(r, tmp, opts.logs))
             for item in list(running):
                 r, p, out, t0 = item
                 if p.poll() is None and \

@@ -3,8 +3,8 @@ fugue. tests/compat/run.py tests every row, and the README's table
 ("Running real servers") is generated from these rows (run.py --table), so
 what the README says is what the tests prove.
 
-A row's files are in tests/compat/<name>/ (the directory is `app`, if set):
-they are copied into the test's directory, which is the workers'
+A row's files are in tests/compat/<app>/ (<name>/ unless the row says), or
+in tests/compat/build/ for what make test-compat builds: they are copied into the test's directory, which is the workers'
 working_dir; in a file whose name ends in ".in" (written without it), these
 words are replaced:
 
@@ -73,14 +73,14 @@ def row(name, title, command, packages=(), programs=(), files=(), env=(),
 
 
 # Changes to fugue made elsewhere, not on this branch yet.
-FIX_SOCKNAME = "a UNIX listener's getsockname() is its configured path"
-FIX_KILL_MODE = "kill_mode = mixed (stop signal to the worker only)"
+FIX_SOCKNAME = "getsockname() of a UNIX listener gives its path"
+FIX_KILL_MODE = "kill_mode = mixed"
 FIX_READY_FD = "ready = fd"
 
 ROWS = (
     row("gunicorn", "gunicorn 20.1 (WSGI)",
         packages=["gunicorn"], programs=["gunicorn"], files=["app.py"],
-        command="gunicorn --workers 1 --preload app:app",
+        app="wsgi", command="gunicorn --workers 1 --preload app:app",
         limits=[
             limit("2 processes per slot: its arbiter and one worker "
                   "(`--workers 1`; fugue runs the N)"),
@@ -101,7 +101,7 @@ ROWS = (
         ]),
     row("uwsgi", "uWSGI 2.0 (WSGI)",
         packages=["uwsgi-core", "uwsgi-plugin-python3"], programs=["uwsgi"],
-        files=["app.py"], app="gunicorn",
+        files=["app.py"], app="wsgi",
         command="uwsgi --plugin python3 --protocol http --wsgi-file app.py",
         stop_signal="HUP",
         limits=[
@@ -143,11 +143,11 @@ ROWS = (
         log_marker=r"\[[^]]+\] NOTICE: ready to handle connections",
         limits=[
             limit("FPM_SOCKETS names its listener, not LISTEN_FDS"),
-            limit("its children expect a blocking listener (they exit at "
-                  "EAGAIN): `blocking-listeners` clears O_NONBLOCK, so give "
-                  "it listeners of its own"),
-            limit("2 processes per slot and pool: its master and "
-                  "`pm.max_children`"),
+            limit("its children call accept() to wait, and exit at EAGAIN "
+                  "(its master starts them again, in a loop): "
+                  "`blocking-listeners` clears O_NONBLOCK, so give php-fpm "
+                  "listeners of its own"),
+            limit("a master and `pm.max_children` processes per slot"),
         ]),
     row("go", "Go 1.19, standard library",
         packages=["golang-go"], programs=[], files=["server"],
@@ -168,6 +168,9 @@ ROWS = (
         limits=[
             limit("the listener stays non-blocking: `serve_forever()` polls "
                   "it; a blocking `accept()` would not see TERM"),
+            limit("a TERM handler runs only when the main thread runs "
+                  "Python code: serve in the main thread, or take TERM with "
+                  "`signal.sigwait()`"),
         ]),
 )
 

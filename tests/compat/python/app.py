@@ -72,14 +72,18 @@ def main():
     if n < 1 or os.environ.get("LISTEN_PID") != str(os.getpid()):
         sys.exit("no listening socket on fd 3 (LISTEN_FDS/LISTEN_PID): run me under fugue")
     servers = [serve(fd) for fd in range(3, 3 + n)]
+    # TERM is taken by sigwait() in this thread. Blocked before the other
+    # threads start, so that they inherit the mask and the kernel cannot
+    # give it to one of them: a Python handler runs in the main thread only
+    # once that thread runs Python code, never while it waits in a lock
+    # (Event.wait(), join()) for a signal delivered to another thread.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     threads = [threading.Thread(target=s.serve_forever) for s in servers]
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     for th in threads:
         th.start()
     sd_notify("READY=1")
     print("compat app serving (pid %d)" % os.getpid(), file=sys.stderr)
-    stopping.wait()
+    signal.sigwait({signal.SIGTERM})
     for s in servers:
         s.shutdown()            # serve_forever() returns
         s.server_close()        # the listener closed, request threads joined
