@@ -2,7 +2,8 @@
 under the real fugue with 4 workers, and each check of servers.CHECKS gets
 a result. Used by run.py (one process per row).
 
-    results = run_row(row, t)     # t: a harness.Test
+    res = Results(row, t)         # t: a harness.Test
+    run_row(row, t, res)          # res.res: {check: result}
 
 A result is a dict: "status" is one of
     pass    the check passed
@@ -32,9 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.join(HERE, "build")
 COUNT = 4
 SLOW_MS = 2000
-# Debian's programs first: the matrix tests the packaged servers, whatever
+# Debian's programs only: the matrix tests the packaged servers, whatever
 # else (a pyenv, /usr/local) the caller's PATH holds.
-PATH = "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 # --------------------------------------------------------------------------
@@ -252,8 +253,8 @@ class Results:
 
     def run(self, name, fn, *args, since=None):
         """Run check name: fn(*args) returns a detail string, or a (detail,
-        figures) pair, or raises TestFailure. since: a mark() from where
-        the check began, if before this call."""
+        figures) pair, or raises (TestFailure, or the error of a request).
+        since: a mark() from where the check began, if before this call."""
         lim = servers.pending(self.r, name)
         figures = {}
         if since is None:
@@ -266,8 +267,12 @@ class Results:
             detail = out or ""
             if lim:
                 detail = "limit no longer holds (%s): %s" % (lim.fix, detail)
-        except TestFailure as e:
-            st, detail = "fail", str(e)
+        except harness.TestTimeout:
+            raise
+        except Exception as e:      # noqa: B902 (a failed request too)
+            st = "fail"
+            detail = str(e) if isinstance(e, TestFailure) else \
+                "%s: %s" % (type(e).__name__, e)
             figures = getattr(e, "figures", {})
             if lim:
                 seen = self.evidence(lim, detail, since)
@@ -394,7 +399,8 @@ def logs_check(r, f):
             slow += 1
             check(re.match(r"slow request started \(pid \d+\)$", m.group(4)),
                   "a torn line: %r" % ln)
-    errors = f.master_lines("error")
+    errors = f.master_lines("error") + [
+        ln for ln in lines if any(rx.search(ln) for rx in harness.FATAL_PATTERNS)]
     check(not errors, "fugue logged errors: %r" % errors[:3])
     check(len(pids) >= COUNT, "the line %r came from %d worker(s), want >= %d"
           % (r.log_marker, len(pids), COUNT))
