@@ -226,6 +226,21 @@ def check_all_answer(t, r, target):
     fail("only %d of %d workers answered in %d requests" % (len(pids), COUNT, n))
 
 
+def check_processes(t, r, conf):
+    """Each worker is as many processes as the row says, once settled."""
+    want = r.processes[0]
+    box = {}
+
+    def settled():
+        ws = [w["pid"] for w in status(t, conf)["workers"]]
+        box["n"] = {p: 1 + len(harness.descendants_of(p)) for p in ws}
+        return len(ws) == COUNT and all(n == want for n in box["n"].values())
+    if not harness.poll_for(settled, 10.0, interval=0.1):
+        fail("processes per worker (pid: count) %s, want %d each"
+             % (box.get("n"), want))
+    return "%d process%s per worker" % (want, "es" if want > 1 else "")
+
+
 # --------------------------------------------------------------------------
 # The checks
 
@@ -455,6 +470,7 @@ def run_row(r, t, res):
         return
 
     res.run("tcp", check_all_answer, t, r, port)
+    res.run("procs", check_processes, t, r, conf)
     if servers.pending(r, "ready"):
         res.run("ready", ready_probe, t, r)
     elif ready == "notify":

@@ -28,6 +28,8 @@ from collections import namedtuple
 
 # The checks, in the order they run (run.py's report and --table use it):
 #   tcp        GET / on a TCP listener answers 200 from every worker's code
+#   procs      each worker is the row's number of processes (it and its own
+#              children), no more
 #   unix       the same on a UNIX listener (a run of its own)
 #   ready      the row's readiness protocol brings the 4 workers up
 #   hup        a HUP under load (a new connection per request): failures
@@ -37,8 +39,8 @@ from collections import namedtuple
 #   slow-stop  the same across a graceful stop (TERM to fugue)
 #   stop       fugue exits 0 and leaves no process behind
 #   logs       every line of the log is whole and prefixed
-CHECKS = ("tcp", "unix", "ready", "hup", "usr2", "slow-hup", "slow-usr2",
-          "slow-stop", "stop", "logs")
+CHECKS = ("tcp", "procs", "unix", "ready", "hup", "usr2", "slow-hup",
+          "slow-usr2", "slow-stop", "stop", "logs")
 
 Limit = namedtuple("Limit", "text checks fix seen bound")
 
@@ -58,18 +60,21 @@ def limit(text, checks=(), fix=None, seen=None, bound=None):
 
 Row = namedtuple("Row", "name title packages programs files command env "
                  "stop_signal ready ready_fallback protocol path slow_path "
-                 "body server_lines limits log_marker app")
+                 "body server_lines limits log_marker app processes")
 
 
 def row(name, title, command, packages=(), programs=(), files=(), env=(),
         stop_signal="TERM", ready="notify", ready_fallback="1s",
         protocol="http", path="/", slow_path="/slow?ms={ms}",
         body=r"worker \d+ pid \d+ gen \d+", server_lines=(), limits=(),
-        log_marker=r"compat app (?:loaded|serving) \(pid \d+\)", app=None):
+        log_marker=r"compat app (?:loaded|serving) \(pid \d+\)", app=None,
+        processes=(1, "")):
+    """processes: (how many processes each worker is, idle: it and its own
+    children; what they are)."""
     return Row(name, title, tuple(packages), tuple(programs), tuple(files),
                command, tuple(env), stop_signal, ready, ready_fallback,
                protocol, path, slow_path, body, tuple(server_lines),
-               tuple(limits), log_marker, app or name)
+               tuple(limits), log_marker, app or name, processes)
 
 
 # Changes to fugue made elsewhere, not on this branch yet.
@@ -81,9 +86,9 @@ ROWS = (
     row("gunicorn", "gunicorn 20.1 (WSGI)",
         packages=["gunicorn"], programs=["gunicorn"], files=["app.py"],
         app="wsgi", command="gunicorn --workers 1 --preload app:app",
+        processes=(2, "its arbiter and one worker (`--workers 1`; "
+                   "fugue runs the N)"),
         limits=[
-            limit("2 processes per slot: its arbiter and one worker "
-                  "(`--workers 1`; fugue runs the N)"),
             limit("READY=1 comes from the arbiter: `--preload` imports the "
                   "app before it"),
         ]),
@@ -141,13 +146,13 @@ ROWS = (
                       "process_control_timeout = 30s",
                       "error_log = /proc/self/fd/2"],
         log_marker=r"\[[^]]+\] NOTICE: ready to handle connections",
+        processes=(2, "its master and `pm.max_children = 1`"),
         limits=[
             limit("FPM_SOCKETS names its listener, not LISTEN_FDS"),
             limit("its children call accept() to wait, and exit at EAGAIN "
                   "(its master starts them again, in a loop): "
                   "`blocking-listeners` clears O_NONBLOCK, so give php-fpm "
                   "listeners of its own"),
-            limit("a master and `pm.max_children` processes per slot"),
         ]),
     row("go", "Go 1.19, standard library",
         packages=["golang-go"], programs=[], files=["server"],

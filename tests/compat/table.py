@@ -34,7 +34,8 @@ def readiness(r):
 
 
 def limits(r):
-    out = []
+    n, what = r.processes
+    out = ["%d processes per slot: %s" % (n, what)] if n > 1 else []
     for lim in r.limits:
         text = lim.text
         if lim.fix:
