@@ -101,7 +101,7 @@ def write_readme():
 
 def check_recipes():
     """None if docs/real-servers.md has a section per row showing its
-    command, env and stop signal, else what is missing."""
+    command, readiness, env and stop signal, else what is missing."""
     try:
         with open(RECIPES) as f:
             text = f.read()
@@ -109,7 +109,8 @@ def check_recipes():
         return "docs/real-servers.md: %s" % e.strerror
     missing = []
     for r in servers.ROWS:
-        want = ["## %s" % r.title, "command = %s" % r.command]
+        want = ["## %s" % r.title, "command = %s" % r.command,
+                "ready = %s" % servers.ready_mode(r)]
         if r.stop_signal != "TERM":
             want.append("stop_signal = %s" % r.stop_signal)
         missing += ["%s: %r" % (r.name, w) for w in want if w not in text]
