@@ -107,9 +107,17 @@ def check_recipes():
             text = f.read()
     except OSError as e:
         return "docs/real-servers.md: %s" % e.strerror
+    sections = {}
+    for part in re.split(r"^## ", text, flags=re.M)[1:]:
+        title, _, body = part.partition("\n")
+        sections[title.strip()] = body
     missing = []
     for r in servers.ROWS:
-        want = ["## %s" % r.title, "command = %s" % r.command,
+        if r.title not in sections:
+            missing.append("a section \"## %s\"" % r.title)
+            continue
+        text = sections[r.title]
+        want = ["command = %s" % r.command,
                 "ready = %s" % servers.ready_mode(r)]
         if r.stop_signal != "TERM":
             want.append("stop_signal = %s" % r.stop_signal)
