@@ -2,6 +2,7 @@
 #   make            build fugue, the example worker and the test worker
 #   make run        install missing build dependencies, build, serve the example on 127.0.0.1:8080
 #   make test       install missing dependencies, build, run every test
+#   make test-compat  install the real servers, build, run the compatibility matrix
 #   make check-layers  fail if the modules of src/ call or include each other in a circle
 #   make bench      run the benchmarks (BENCH_QUICK=1: a 2-minute smoke test)
 #   make fuzz       run the libFuzzer targets (FUZZ_SECONDS each)
@@ -82,6 +83,30 @@ test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT)
 	@$(MAKE) --no-print-directory check-layers unit integration
 
+# The compatibility matrix: gunicorn, uvicorn, uWSGI, lighttpd, php-fpm, Go,
+# Node with express and Python's http.server under fugue (tests/compat).
+# What it builds or installs (the Go server, express) goes in COMPAT_BUILD.
+COMPAT_BUILD = tests/compat/build
+
+test-compat: deps-compat
+	@$(MAKE) --no-print-directory all compat-build
+	python3 tests/compat/run.py
+
+deps-compat:
+	@sh tools/deps.sh compat
+
+compat-build: $(COMPAT_BUILD)/server $(COMPAT_BUILD)/node_modules/express/package.json
+
+$(COMPAT_BUILD)/server: tests/compat/go/main.go
+	@mkdir -p $(COMPAT_BUILD)
+	cd tests/compat/go && GOCACHE=$(CURDIR)/$(COMPAT_BUILD)/go-cache \
+	    go build -o $(CURDIR)/$@ main.go
+
+$(COMPAT_BUILD)/node_modules/express/package.json:
+	@mkdir -p $(COMPAT_BUILD)
+	npm install --prefix $(COMPAT_BUILD) --no-save --no-package-lock \
+	    --no-audit --no-fund --loglevel=error express@4
+
 # The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
 sanitize: deps-test
 	@$(MAKE) --no-print-directory clean
@@ -126,11 +151,11 @@ lint-man:
 
 clean:
 	rm -f fugue src/*.o examples/hello tests/worker $(UNIT)
-	rm -rf fuzz/build build
+	rm -rf fuzz/build build $(COMPAT_BUILD)
 
 # libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=60]; see fuzz/fuzz.mk
 include fuzz/fuzz.mk
 
 .PHONY: all deps deps-test deps-deb run unit integration check-layers test sanitize bench install \
-	version deb test-deb lint-man clean \
+	version deb test-deb test-compat deps-compat compat-build lint-man clean \
 	fuzz fuzz-build fuzz-seeds fuzz-clean

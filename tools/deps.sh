@@ -1,8 +1,8 @@
 #!/bin/sh
 # Install what fugue needs to build (and, with "test", to run every test;
-# with "deb", to build the Debian package; with "deb-test", to check it),
-# if it is missing (Debian). As root: apt-get; otherwise with sudo when there
-# is one; else print the line.
+# with "deb", to build the Debian package; with "deb-test", to check it;
+# with "compat", the compatibility matrix), if it is missing (Debian). As
+# root: apt-get; otherwise with sudo when there is one; else print the line.
 pkgs="libev-dev libinih-dev check pkg-config make gcc curl python3"
 norec=""
 case "${1:-}" in
@@ -14,6 +14,14 @@ deb)	pkgs="$pkgs build-essential debhelper dpkg-dev"; norec="--no-install-recomm
 # systemd-analyze.
 deb-test)
 	pkgs="$pkgs build-essential debhelper dpkg-dev lintian devscripts man-db systemd"
+	norec="--no-install-recommends" ;;
+# The compatibility matrix (tests/compat): the servers it runs under fugue,
+# Go to build its Go server, npm to install express; only the servers, none
+# of the web stacks they recommend.
+compat)
+	pkgs="$pkgs gunicorn python3-uvicorn uwsgi-core uwsgi-plugin-python3"
+	pkgs="$pkgs lighttpd php-fpm golang-go nodejs"
+	command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 	norec="--no-install-recommends" ;;
 esac
 missing=""
