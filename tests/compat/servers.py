@@ -77,11 +77,6 @@ def row(name, title, command, packages=(), programs=(), files=(), env=(),
                tuple(limits), log_marker, app or name, processes)
 
 
-# Changes to fugue made elsewhere, not on this branch yet.
-FIX_SOCKNAME = "getsockname() of a UNIX listener gives its path"
-FIX_KILL_MODE = "kill_mode = mixed"
-FIX_READY_FD = "ready = fd"
-
 ROWS = (
     row("gunicorn", "gunicorn 20.1 (WSGI)",
         packages=["gunicorn"], programs=["gunicorn"], files=["app.py"],
@@ -127,14 +122,6 @@ ROWS = (
                    r"\(lighttpd/[\d.]+\)",
         limits=[
             limit("no sd_notify: readiness is a delay"),
-            limit("it matches a UNIX socket by its name, and binds its own "
-                  "when none matches", checks="unix", fix=FIX_SOCKNAME,
-                  seen=r"server socket is still in use: \S*app\.sock"),
-            limit("INT to the whole process group kills its CGI processes: "
-                  "their requests fail (500)",
-                  checks=("slow-hup", "slow-usr2", "slow-stop"),
-                  fix=FIX_KILL_MODE,
-                  seen=r"CGI pid \d+ died with signal 2"),
         ]),
     row("php-fpm", "PHP-FPM 8.2 (FastCGI)",
         packages=["php-fpm"], programs=["php-fpm8.2"],
@@ -162,8 +149,7 @@ ROWS = (
         ready="fd",
         limits=[
             limit("no UNIX datagram sockets in core: readiness by the "
-                  "FUGUE_READY_FD pipe", checks="ready", fix=FIX_READY_FD,
-                  seen=r"\[worker\] ready: .*\"fd\""),
+                  "FUGUE_READY_FD pipe (`ready = fd`)"),
         ]),
     row("python", "Python http.server",
         programs=["python3"], files=["app.py"],
