@@ -30,7 +30,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 LIBS	= -lev $(INIH_LIBS)
 
-VERSION	= 0.1.0
+VERSION	= 0.2.0
 
 SRCS	= src/util.c src/args.c src/config.c src/cfgload.c src/cfgcheck.c src/values.c src/listen.c src/spawn.c src/workers.c \
 	  src/fsm.c src/gen.c src/supervise.c src/master.c src/reload.c src/recycle.c src/handover.c src/status.c \

@@ -4,8 +4,9 @@ USR2 re-executes it in place. The new image adopts the old one's state
 (versioned) and workers, replaces them with a new generation, fails no
 request, and stops cleanly on TERM.
 
-The previous release is the newest commit whose Makefile VERSION differs
-from the working tree's. While there is none (no release since the version
+The previous release is the newest release tag (v*) reachable from HEAD
+whose Makefile VERSION differs from the working tree's; without one, the
+newest commit whose VERSION differs. While there is none (no release since the version
 was set), it is FUGUE_PREV_REV if set, else HEAD: the committed tree, same
 version. A checkout without git history is skipped."""
 
@@ -52,6 +53,13 @@ def _previous_release():
     with open(os.path.join(ROOT, "Makefile")) as fh:
         current = _version(fh.read())
     check(current, "no VERSION line in the Makefile")
+    for tag in _git("tag", "--merged", "HEAD", "--list", "v*",
+                    "--sort=-v:refname").split():
+        v = _version(_git("show", tag + ":Makefile"))
+        if v and v != current:
+            rev = _git("rev-parse", tag + "^{commit}").strip()
+            return rev, "tag %s, version %s, ours %s" % (tag, v, current), \
+                True
     # Only commits that touch the Makefile can change VERSION: walk them,
     # newest first, to the first with another VERSION; the newest commit
     # with that one is then the parent of the last commit seen with ours.
