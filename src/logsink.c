@@ -36,118 +36,6 @@
 #include "logsink.h"
 #include "util.h"
 
-/* ---- buffers ---- */
-
-void
-outbuf_add(struct outbuf *o, const char *s, size_t n)
-{
-	if (n == 0)
-		return;
-	if (o->len + n > o->cap) {
-		size_t cap = o->cap ? o->cap : 4096;
-
-		while (cap < o->len + n)
-			cap *= 2;
-		o->p = xrealloc(o->p, cap);
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-}
-
-void
-outbuf_printf(struct outbuf *o, const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		outbuf_add(o, buf, (size_t)n < sizeof(buf) ? (size_t)n :
-		    sizeof(buf) - 1);
-}
-
-void
-outbuf_free(struct outbuf *o)
-{
-	free(o->p);
-	memset(o, 0, sizeof(*o));
-}
-
-/* ---- lines ---- */
-
-static size_t
-count_lines(const char *p, size_t n)
-{
-	size_t lines = 0;
-	const char *nl;
-
-	while (n > 0 && (nl = memchr(p, '\n', n)) != NULL) {
-		lines++;
-		n -= (size_t)(nl - p) + 1;
-		p = nl + 1;
-	}
-	return lines;
-}
-
-/* Bytes of p up to and including its first newline (all if none). */
-static size_t
-line_end(const char *p, size_t n)
-{
-	const char *nl = memchr(p, '\n', n);
-
-	return nl ? (size_t)(nl - p) + 1 : n;
-}
-
-/*
- * The last frag bytes written to fd, a regular file, are the start of a
- * line whose end had no room: cut them off again, so that the file holds
- * whole lines only. Only if nobody wrote after them: the file ends where
- * our own write did.
- */
-static bool
-cut_back(int fd, size_t frag)
-{
-	struct stat st;
-	off_t end;
-
-	if (frag == 0)
-		return true;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    (end = lseek(fd, 0, SEEK_CUR)) == -1 || st.st_size != end ||
-	    (off_t)frag > end)
-		return false;
-	return ftruncate(fd, end - (off_t)frag) == 0;
-}
-
-int
-logsink_write_lines(int fd, const char *p, size_t n)
-{
-	const char *nl;
-	size_t done = 0;
-	ssize_t w;
-	int e;
-
-	while (done < n) {
-		do
-			w = write(fd, p + done, n - done);
-		while (w == -1 && errno == EINTR);
-		if (w <= 0) {
-			e = w == 0 ? EIO : errno;
-			/* Part of a line went in: take it back. */
-			nl = done ? memrchr(p, '\n', done) : NULL;
-			cut_back(fd, nl ? done - (size_t)(nl - p) - 1 : done);
-			errno = e;
-			return -1;
-		}
-		done += (size_t)w;
-	}
-	return 0;
-}
-
 /* ---- the sink ---- */
 
 static size_t
@@ -166,7 +54,7 @@ backlog(const struct logsink *s)
 static void
 drop(struct logsink *s, const char *p, size_t n, int err)
 {
-	size_t lines = count_lines(p, n);
+	size_t lines = lines_count(p, n);
 
 	if (lines == 0)
 		return;
@@ -227,11 +115,11 @@ send_some(struct logsink *s, const char *p, size_t n, size_t *done)
 static size_t
 torn_rest(struct logsink *s, const char *p, size_t n)
 {
-	if (s->frag == 0 || (!s->shared && cut_back(s->fd, s->frag))) {
+	if (s->frag == 0 || (!s->shared && lines_cut_back(s->fd, s->frag))) {
 		s->frag = 0;
 		return 0;
 	}
-	return line_end(p, n);
+	return lines_end(p, n);
 }
 
 static void
@@ -428,7 +316,7 @@ sink_moved(struct logsink *s, const struct stat *st)
 
 	if (s->frag > 0 && (s->dev || s->ino) &&
 	    (st->st_dev != s->dev || st->st_ino != s->ino)) {
-		k = line_end(backlog(s), backlog_len(s));
+		k = lines_end(backlog(s), backlog_len(s));
 		drop(s, backlog(s), k, s->fail ? s->fail : EAGAIN);
 		s->pend_off += k;
 		s->frag = 0;

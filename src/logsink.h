@@ -12,16 +12,8 @@
 #include <stddef.h>
 #include <ev.h>
 
-struct outbuf {
-	char	*p;
-	size_t	 len, cap;
-};
+#include "lines.h"
 
-void	outbuf_add(struct outbuf *o, const char *s, size_t n);
-void	outbuf_free(struct outbuf *o);
-/* Append a formatted string (cut at 1 KiB). */
-void	outbuf_printf(struct outbuf *o, const char *fmt, ...)
-	    __attribute__((format(printf, 2, 3)));
 
 #define LOGSINK_BACKLOG_MAX	(4u << 20)	/* then lines are dropped */
 #define LOGSINK_OWN_MAX		(256u << 10)	/* past it, fugue's own lines */
@@ -90,9 +82,5 @@ int	logsink_import(struct logsink *s, int fd);
 /* Import from the exported bytes themselves (what logsink_import reads). */
 int	logsink_import_buf(struct logsink *s, const char *buf, size_t len);
 
-/* One write of whole lines to fd, blocking as fd is (master_log_file): a
- * regular file never keeps part of a line the disk had no room for.
- * 0, or -1 with errno. */
-int	logsink_write_lines(int fd, const char *p, size_t n);
 
 #endif
