@@ -149,36 +149,18 @@ fail(struct check *k, int code, const char *key, const char *fmt, ...)
 		k->code = code;
 }
 
-/* The directory a file at path is created in: there, and ours to write. */
-static int
-dir_of_writable(const char *path, char *dir, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-	struct stat st;
-
-	snprintf(dir, len, "%.*s", slash == NULL ? 1 : slash == path ? 1 :
-	    (int)(slash - path), slash == NULL ? "." : path);
-	if (stat(dir, &st) == -1)
-		return -1;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
-		return -1;
-	}
-	return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS);
-}
 
 /* Why a file fugue opens for writing, created if missing, could not be
  * (the reason a start would give), or NULL. */
 static const char *
 unwritable(const char *path, bool follow)
 {
-	char dir[4096];
 	struct stat st;
 
 	if ((follow ? stat(path, &st) : lstat(path, &st)) == 0)
 		return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0 ? NULL :
 		    strerror(errno);
-	if (errno == ENOENT && dir_of_writable(path, dir, sizeof(dir)) == 0)
+	if (errno == ENOENT && path_dir_writable(path) == 0)
 		return NULL;
 	return strerror(errno);
 }

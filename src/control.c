@@ -97,16 +97,11 @@ client_send(struct ctl_client *c)
 void
 control_reply(struct ctl_client *c, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	outbuf_vprintf(&c->out, fmt, ap);
 	va_end(ap);
-	if (n > 0)
-		outbuf_add(&c->out, buf, (size_t)n < sizeof(buf) ? (size_t)n :
-		    sizeof(buf) - 1);
 	client_send(c);
 }
 

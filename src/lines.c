@@ -34,18 +34,24 @@ outbuf_add(struct outbuf *o, const char *s, size_t n)
 }
 
 void
-outbuf_printf(struct outbuf *o, const char *fmt, ...)
+outbuf_vprintf(struct outbuf *o, const char *fmt, va_list ap)
 {
 	char buf[1024];
-	va_list ap;
-	int n;
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	if (n > 0)
 		outbuf_add(o, buf, (size_t)n < sizeof(buf) ? (size_t)n :
 		    sizeof(buf) - 1);
+}
+
+void
+outbuf_printf(struct outbuf *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	outbuf_vprintf(o, fmt, ap);
+	va_end(ap);
 }
 
 void

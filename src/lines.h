@@ -2,6 +2,7 @@
 #ifndef FUGUE_LINES_H
 #define FUGUE_LINES_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -15,6 +16,8 @@ void	outbuf_free(struct outbuf *o);
 /* Append a formatted string (cut at 1 KiB). */
 void	outbuf_printf(struct outbuf *o, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+void	outbuf_vprintf(struct outbuf *o, const char *fmt, va_list ap)
+	    __attribute__((format(printf, 2, 0)));
 
 /* Newlines in p. */
 size_t	lines_count(const char *p, size_t n);

@@ -165,27 +165,6 @@ listen_open(struct listener *l, const struct address *a, int backlog,
 	return 0;
 }
 
-/* Can a file be created at path: its directory is there, ours to write. */
-static int
-dir_writable(const char *path)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	const char *slash = strrchr(path, '/');
-	struct stat st;
-
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
-		    (int)(slash - path), path);
-	if (stat(dir, &st) == -1)
-		return -1;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
-		return -1;
-	}
-	return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS);
-}
 
 static int
 check_unix(const struct address *a, char *err, size_t len)
@@ -200,7 +179,7 @@ check_unix(const struct address *a, char *err, size_t len)
 		    "not replacing it", a->text, path);
 		return EX_CANTCREAT_;
 	}
-	if (errno == ENOENT && dir_writable(path) == 0)
+	if (errno == ENOENT && path_dir_writable(path) == 0)
 		return 0;
 	snprintf(err, len, "listen %s: %s", a->text, strerror(errno));
 	return EX_CANTCREAT_;

@@ -1,3 +1,8 @@
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,4 +139,22 @@ strvec_copy(struct strvec *dst, const struct strvec *src)
 {
 	for (size_t i = 0; i < src->n; i++)
 		strvec_push(dst, src->v[i]);
+}
+
+int
+path_dir_writable(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash == NULL ? 1 : slash == path ?
+	    1 : (int)(slash - path), slash == NULL ? "." : path);
+	if (stat(dir, &st) == -1)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS);
 }

@@ -53,4 +53,8 @@ void	strvec_push_owned(struct strvec *, char *);
 void	strvec_clear(struct strvec *);
 void	strvec_copy(struct strvec *, const struct strvec *);
 
+/* Can a file be created at path: its directory is there, and ours to
+ * write. 0, or -1 with errno. */
+int	path_dir_writable(const char *path);
+
 #endif
