@@ -414,3 +414,36 @@ def test_quit_and_stop(t):
                   "answered: %r" % (req,))
             check(took < 2.5, "stop took %.1fs, want the 1 s of a quick "
                   "stop" % took)
+
+
+def test_reopen_that_fails_answers_failed(t):
+    # The log file's directory is gone: "reopen" says it failed, and why;
+    # fugue keeps writing to the file it has.
+    logdir = t.path("logs")
+    os.mkdir(logdir)
+    sock = t.path("ctl.sock")
+    conf = t.basic_config(count=1, master={
+        "control_socket": sock, "log_file": os.path.join(logdir, "a.log")})
+    t.start(conf)
+    wait_until(lambda: try_get(t.port), 10, what="an answer")
+    os.rename(logdir, t.path("logs.old"))
+    t.expect_error(r"reopen: log file")
+    out = ctl(sock, "reopen\n")
+    check(out.startswith("failed: log file %s/a.log: No such file or "
+                         "directory" % logdir), "reopen answered %r" % out)
+    check(try_get(t.port) is not None, "no answer after the failed reopen")
+
+
+def test_chdir_failure_names_working_dir(t):
+    # working_dir is there at start, gone at a respawn: the error names
+    # the key and the directory, not the command.
+    wd = t.path("wd")
+    os.mkdir(wd)
+    f, conf, sock = _start(t, count=1, worker={"working_dir": wd})
+    pid = f.children()[0]
+    os.rmdir(wd)
+    t.expect_error(r"cannot chdir")
+    os.kill(pid, signal.SIGKILL)
+    f.wait_log(r"error: worker 0: cannot chdir to working_dir %s: No such "
+               r"file or directory" % re.escape(wd), 10)
+    os.mkdir(wd)
