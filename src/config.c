@@ -529,6 +529,7 @@ static const struct key keys[] = {
 	{ M, "subreaper",	set_subreaper, 0, 0, 0, false },
 	{ L, "address",		set_address, 0, 0, 0, true },
 	{ L, "backlog",		set_int, F(backlog), 1, 65535, false },
+	{ L, "blocking",	set_bool, F(blocking), 0, 0, false },
 	{ L, "socket_mode",	set_mode, F(socket_mode), 0, 07777, false },
 	{ L, "socket_owner",	set_socket_owner, 0, 0, 0, false },
 	{ W, "command",		set_command, 0, 0, 0, false },

@@ -55,6 +55,7 @@ struct config {
 	struct strvec	 argv;		/* command split into words */
 	unsigned	 count;		/* default 1, 0..10000 */
 	unsigned	 max_surge;	/* new workers beyond count in a reload */
+	bool		 blocking;	/* workers start with blocking listeners */
 	int64_t		 max_lifetime_ms;	/* recycle older workers; 0 off */
 	int64_t		 max_lifetime_jitter_ms;	/* plus a random share */
 	uint64_t	 max_memory;	/* recycle one whose PSS is above; 0 off */

@@ -190,6 +190,7 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	p->fds = fds;
 	p->nfds = nfds;
 	p->ready_fd = -1;
+	p->blocking = c->blocking;
 	p->set_creds = c->user != NULL || c->group != NULL;
 	p->uid = c->user ? c->uid : (uid_t)-1;
 	p->gid = c->gid;
@@ -243,11 +244,12 @@ child_fail(int fd, int stage)
 }
 
 static int
-set_nonblocking(int fd)
+set_nonblocking(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFL);
 
-	return fl == -1 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	return fl == -1 ? -1 : fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK :
+	    fl & ~O_NONBLOCK);
 }
 
 /* In a child: every signal blocked, then default dispositions; the mask
@@ -313,10 +315,11 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 		if (dup2(src[i], i) == -1)
 			child_fail(errpipe, SP_FDS);
 	/* The listeners' O_NONBLOCK is shared by every worker, and any of
-	 * them may have cleared it: each one starts non-blocking, as
-	 * fugue(8) promises. */
+	 * them may have changed it: each one starts as its generation's
+	 * [listen] blocking says (non-blocking unless set), as fugue(8)
+	 * promises. */
 	for (i = 3; i < p->nfds + 3; i++)
-		if (set_nonblocking(i) == -1)
+		if (set_nonblocking(i, !p->blocking) == -1)
 			child_fail(errpipe, SP_FDS);
 	/* Anything fugue itself inherited without close-on-exec. */
 	syscall(SYS_close_range, n, ~0U, CLOSE_RANGE_CLOEXEC);

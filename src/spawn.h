@@ -28,6 +28,7 @@ struct spawn_plan {
 	char		*env_slot;	/* the FUGUE_WORKER_ID= entry, per spawn */
 	const int	*fds;		/* listeners, become fd 3, 4, ... */
 	int		 nfds;
+	bool		 blocking;	/* listeners blocking, not O_NONBLOCK */
 	int		 ready_fd;	/* per spawn: ready = fd's pipe, the fd
 					 * after the listeners; -1 none */
 	int		 devnull;	/* becomes fd 0 */

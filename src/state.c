@@ -547,6 +547,8 @@ state_config_dump(const struct config *c, struct strvec *out)
 	snprintf(buf, sizeof(buf), "%u", c->count);
 	cfg_line(out, "worker", "count", buf);
 	/* Keys newer than 0.1.0 only when set: a downgrade reads the rest. */
+	if (c->blocking)
+		cfg_line(out, "listen", "blocking", "yes");
 	if (c->max_surge != 100 || !c->max_surge_pct) {
 		snprintf(buf, sizeof(buf), "%u%s", c->max_surge,
 		    c->max_surge_pct ? "%" : "");

@@ -188,3 +188,22 @@ def test_deploy_node_to_python_accept_loop_and_back(t):
           % bad)
     f.signal(signal.SIGTERM)
     check(f.wait_exit(20) == 0, "fugue exited %s after TERM" % f.rc)
+
+
+def test_blocking_listeners_by_configuration(t):
+    # [listen] blocking = yes (servers whose processes wait in accept(),
+    # such as php-fpm's children): each worker of that generation starts
+    # with the flag cleared; a reload to the default sets it again.
+    seen = []
+    for gen, blocking in ((1, "yes"), (2, "no"), (3, "yes")):
+        t.basic_config(port=getattr(t, "port", None), count=2,
+                       listen={"blocking": blocking})
+        if gen == 1:
+            f = t.start_ready(t.path("fugue.conf"), 2)
+        else:
+            f.signal(signal.SIGHUP)
+            f.wait_log(reload_done_re(f, gen), 15)
+            wait_generation(f, gen, 2)
+        seen.append(_listener_nonblock(t, gen))
+    check(seen == [False, True, False], "fd 3 non-blocking at the start of "
+          "generations with blocking = yes, no, yes: %s" % seen)
