@@ -95,7 +95,8 @@ def config(t, r, addr, ready, name="fugue.conf", ready_timeout="30s"):
               ("stop_signal", r.stop_signal), ("kill_timeout", "15s")]
     worker += [("env", fill(e, w)) for e in r.env]
     return t.config(name=name, master=[("control_socket", t.path("ctl.sock"))],
-                    listen=[("address", addr)], worker=worker)
+                    listen=[("address", addr)] + list(r.listen),
+                    worker=worker)
 
 
 def fugue_env(t):

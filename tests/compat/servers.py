@@ -60,7 +60,7 @@ def limit(text, checks=(), fix=None, seen=None, bound=None):
 
 Row = namedtuple("Row", "name title packages programs files command env "
                  "stop_signal ready ready_fallback protocol path slow_path "
-                 "body server_lines limits log_marker app processes")
+                 "body server_lines limits log_marker app processes listen")
 
 
 def row(name, title, command, packages=(), programs=(), files=(), env=(),
@@ -68,13 +68,14 @@ def row(name, title, command, packages=(), programs=(), files=(), env=(),
         protocol="http", path="/", slow_path="/slow?ms={ms}",
         body=r"worker \d+ pid \d+ gen \d+", server_lines=(), limits=(),
         log_marker=r"compat app (?:loaded|serving) \(pid \d+\)", app=None,
-        processes=(1, "")):
+        processes=(1, ""), listen=()):
     """processes: (how many processes each worker is, idle: it and its own
     children; what they are)."""
     return Row(name, title, tuple(packages), tuple(programs), tuple(files),
                command, tuple(env), stop_signal, ready, ready_fallback,
                protocol, path, slow_path, body, tuple(server_lines),
-               tuple(limits), log_marker, app or name, processes)
+               tuple(limits), log_marker, app or name, processes,
+               tuple(listen))
 
 
 ROWS = (
@@ -125,8 +126,8 @@ ROWS = (
         ]),
     row("php-fpm", "PHP-FPM 8.2 (FastCGI)",
         packages=["php-fpm"], programs=["php-fpm8.2"],
-        files=["php-fpm.conf.in", "index.php", "blocking-listeners"],
-        command="./blocking-listeners php-fpm8.2 -F -y php-fpm.conf",
+        files=["php-fpm.conf.in", "index.php"],
+        command="php-fpm8.2 -F -y php-fpm.conf", listen=[("blocking", "yes")],
         env=["FPM_SOCKETS={listen}=3"], stop_signal="QUIT",
         protocol="fastcgi", path="index.php", slow_path="index.php?ms={ms}",
         server_lines=["`listen` the same as `address`",
@@ -138,8 +139,7 @@ ROWS = (
             limit("FPM_SOCKETS names its listener, not LISTEN_FDS"),
             limit("its children call accept() to wait, and exit at EAGAIN "
                   "(its master starts them again, in a loop): "
-                  "`blocking-listeners` clears O_NONBLOCK, so give php-fpm "
-                  "listeners of its own"),
+                  "`blocking = yes`, and listeners of its own"),
         ]),
     row("go", "Go 1.19, standard library",
         packages=["golang-go"], files=["server"], command="./server"),

@@ -45,7 +45,8 @@ def limits(r):
 
 
 def lines(r):
-    out = [_code("command = %s" % r.command)]
+    out = [_code("%s = %s" % kv) for kv in r.listen]
+    out += [_code("command = %s" % r.command)]
     # A template word stands for the listener's address.
     out += [_code("env = %s" % e.replace("{listen}", "ADDRESS"))
             for e in r.env]
@@ -119,6 +120,7 @@ def check_recipes():
         text = sections[r.title]
         want = ["command = %s" % r.command,
                 "ready = %s" % servers.ready_mode(r)]
+        want += ["%s = %s" % kv for kv in r.listen]
         if r.stop_signal != "TERM":
             want.append("stop_signal = %s" % r.stop_signal)
         missing += ["%s: %r" % (r.name, w) for w in want if w not in text]
