@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 
 from harness import (FUGUE, Skip, check, children_of, collect_ids,
@@ -474,3 +475,35 @@ def test_watchdog_pinged_across_a_slow_upgrade(t):
                                             [round(g, 2) for g in gaps]))
     f.signal(signal.SIGTERM)
     check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+
+
+def test_units_verify_and_keep_the_fd_store(t):
+    # conf/fugue.service and conf/fugue@.service pass systemd-analyze
+    # verify (with this fugue as ExecStart), and let systemd hold every
+    # listener fugue may have across a restart: FileDescriptorStoreMax= at
+    # least two per address (a reload holds the old and the new ones).
+    # FileDescriptorStorePreserve= is the one key an older systemd may not
+    # know.
+    sa = shutil.which("systemd-analyze")
+    if not sa:
+        raise Skip("systemd-analyze is not installed (Debian: systemd)")
+    conf_dir = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__)))), "conf")
+    for unit, name in (("fugue.service", "fugue.service"),
+                       ("fugue@.service", "fugue@app.service")):
+        text = open(os.path.join(conf_dir, unit)).read()
+        m = re.search(r"^FileDescriptorStoreMax=(\d+)$", text, re.M)
+        check(m and int(m.group(1)) >= 2 * 256, "%s: FileDescriptorStoreMax"
+              "=%s, want at least 512" % (unit, m and m.group(1)))
+        check(re.search(r"^FileDescriptorStorePreserve=yes$", text, re.M),
+              "%s: no FileDescriptorStorePreserve=yes" % unit)
+        path = t.write(name, text.replace("/usr/local/bin/fugue", FUGUE))
+        p = subprocess.run([sa, "verify", "--man=no", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        out = [l for l in p.stdout.decode("utf-8", "replace").splitlines()
+               if l.strip() and not re.search(
+                   r"Unknown key '?FileDescriptorStorePreserve'? in section "
+                   r"\[Service\], ignoring", l)]
+        check(p.returncode == 0 and not out, "systemd-analyze verify %s "
+              "exited %d: %s" % (unit, p.returncode, out))
