@@ -169,13 +169,13 @@ def test_watchdog_and_what_workers_see(t):
           "worker watchdog env: WATCHDOG_USEC=%r WATCHDOG_PID=%r, want "
           "2000000 and none" % (env.get("WATCHDOG_USEC"),
                                 env.get("WATCHDOG_PID")))
-    wait_until(lambda: _kinds(ns2.snapshot()) == ["READY"], 5,
-               what="READY=1 on the second socket")
+    wait_until(lambda: _kinds(ns2.snapshot()) == ["FDSTORE", "READY"], 5,
+               what="FDSTORE=1 and READY=1 on the second socket")
     got = poll_for(lambda: [m for m in ns2.snapshot(watchdog=True)
                             if m[2] == "WATCHDOG=1"], 0.6)
     check(not got, "WATCHDOG=1 sent although WATCHDOG_PID=1: from pids %s"
           % [m[1] for m in got or []])
-    check([m[1] for m in ns2.snapshot()] == [g.pid],
+    check([m[1] for m in ns2.snapshot()] == [g.pid, g.pid],
           "messages on fugue's NOTIFY_SOCKET from %s, fugue is %d"
           % ([m[1] for m in ns2.snapshot()], g.pid))
 

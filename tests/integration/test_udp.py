@@ -194,6 +194,29 @@ def test_datagrams_waiting_in_the_buffer_go_to_the_next_generation(t):
     check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
 
 
+@timeout(40)
+def test_udp_port_in_use_exit_75(t):
+    # A second fugue on the same UDP port is refused (exit 75): fugue binds
+    # UDP without SO_REUSEADDR, which on Linux would let both bind it and
+    # split the datagrams between them.
+    port = free_port()
+    conf = _echo_conf(t, "udp:127.0.0.1:%d" % port, count=1)
+    f = t.start(conf)
+    f.wait_ready(1, 15)
+    g = t.start(conf, log="second.log")
+    t.expect_error(r"listen udp:127\.0\.0\.1:%d: Address already in use"
+                   % port)
+    check(g.wait_exit(10) == 75, "the second fugue exited %s, want 75"
+          % g.rc)
+    g.wait_log(r"error: listen udp:127\.0\.0\.1:%d: Address already in "
+               r"use$" % port, 1)
+    c = Client(t, ("127.0.0.1", port))
+    c.send(10)
+    check(_gens(c.wait_all()) == {1: 10}, "the first fugue does not answer")
+    f.signal(signal.SIGTERM)
+    check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+
+
 @timeout(60)
 def test_unixgram_listener(t):
     # unixgram:PATH: a datagram socket at its path, with socket_mode,
