@@ -246,7 +246,10 @@ notify_systemd_store(int fd, const char *name)
 	char buf[320];
 	int n;
 
-	n = snprintf(buf, sizeof(buf), "FDSTORE=1\nFDNAME=%s", name);
+	/* FDPOLL=0: systemd would drop a socket on EPOLLERR, which a UDP
+	 * socket can report for an ICMP error; fugue removes its own. */
+	n = snprintf(buf, sizeof(buf), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0",
+	    name);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -1;
 	return systemd_send(buf, (size_t)n, fd);
