@@ -1,8 +1,9 @@
 /*
  * Listening addresses: parse_address() on any string. On success the
- * canonical text fits, is itself a valid address and parses to the same
- * text and socket address (listeners are matched by that text across a
- * reload and an upgrade); on failure the reason is filled.
+ * canonical text fits, names the socket type ("udp:", "unixgram:"), is
+ * itself a valid address and parses to the same text, type and socket
+ * address (listeners are matched by that text across a reload and an
+ * upgrade); on failure the reason is filled.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -39,6 +40,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (unsigned)a.salen);
 	FUZZ_CHECK(a.family == a.sa.ss_family, "family %d, sa family %d",
 	    a.family, a.sa.ss_family);
+	/* The type is in the text: "udp:" and "unixgram:" are datagrams. */
+	FUZZ_CHECK(a.type == ((strncmp(a.text, "udp:", 4) == 0 ||
+	    strncmp(a.text, "unixgram:", 9) == 0) ? SOCK_DGRAM : SOCK_STREAM),
+	    "type %d for \"%s\"", a.type, a.text);
 	switch (a.family) {
 	case AF_INET:
 		FUZZ_CHECK(a.salen == sizeof(struct sockaddr_in), "v4 salen");
@@ -59,8 +64,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    sun->sun_path);
 		FUZZ_CHECK(a.salen == offsetof(struct sockaddr_un, sun_path) +
 		    n + 1, "unix salen %u for %zu bytes", (unsigned)a.salen, n);
-		FUZZ_CHECK(strncmp(a.text, "unix:", 5) == 0 &&
-		    strcmp(a.text + 5, sun->sun_path) == 0,
+		FUZZ_CHECK(strcmp(strchr(a.text, ':') + 1, sun->sun_path) == 0 &&
+		    strncmp(a.text, a.type == SOCK_DGRAM ? "unixgram:" :
+		    "unix:", a.type == SOCK_DGRAM ? 9 : 5) == 0,
 		    "text %s, path %s", a.text, sun->sun_path);
 		break;
 	}
@@ -72,7 +78,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    "canonical \"%s\" (from \"%s\") is refused: %s", a.text, s, err2);
 	FUZZ_CHECK(strcmp(a.text, b.text) == 0, "\"%s\" -> \"%s\" -> \"%s\"",
 	    s, a.text, b.text);
-	FUZZ_CHECK(a.salen == b.salen && memcmp(&a.sa, &b.sa, a.salen) == 0,
+	FUZZ_CHECK(a.salen == b.salen && memcmp(&a.sa, &b.sa, a.salen) == 0 &&
+	    a.type == b.type,
 	    "\"%s\" and its canonical \"%s\" differ", s, a.text);
 	free(s);
 	return 0;

@@ -76,9 +76,9 @@ validate_groups(struct config *c, const char *where, struct errlist *errs)
 }
 
 /* Two addresses no start can bind together: a TCP wildcard and an
- * address of the same family on its port (IPv6 listeners are IPv6-only:
- * [::]:80 and 0.0.0.0:80 go together); a UNIX socket and the control
- * socket at one path. */
+ * address of the same family and type on its port (IPv6 listeners are
+ * IPv6-only: [::]:80 and 0.0.0.0:80 go together); a UNIX stream and a
+ * datagram socket, or a UNIX socket and the control socket, at one path. */
 static void
 validate_listen(const struct config *c, struct errlist *errs)
 {
@@ -97,7 +97,7 @@ validate_listen(const struct config *c, struct errlist *errs)
 			    b->text, config_listen_origin(c, j));
 		}
 		if (ctl && a->family == AF_UNIX &&
-		    strcmp(a->text + 5, ctl) == 0)
+		    strcmp(address_path(a), ctl) == 0)
 			add_error(errs, "%s: [listen] address: %s is the "
 			    "control socket (%s)", config_listen_origin(c, i),
 			    a->text, config_origin(c, "control_socket"));

@@ -21,9 +21,11 @@ enum kill_mode { KILL_MIXED, KILL_GROUP, KILL_PROCESS };
 #define CONFIG_LISTEN_MAX	256	/* addresses: what LISTEN_FDS passes */
 
 /* One listening address: "127.0.0.1:8080", "[::1]:8080", ":8080",
- * "unix:/run/app.sock". */
+ * "unix:/run/app.sock"; datagrams: "udp:127.0.0.1:5353",
+ * "unixgram:/run/app.sock". */
 struct address {
 	int			family;		/* AF_INET, AF_INET6, AF_UNIX */
+	int			type;		/* SOCK_STREAM, SOCK_DGRAM */
 	char			text[ADDRESS_TEXT_MAX];	/* canonical form */
 	struct sockaddr_storage	sa;
 	socklen_t		salen;
@@ -159,12 +161,17 @@ int	parse_bool(const char *s, bool *b);		/* yes/no true/false on/off 1/0 */
 int	parse_uint(const char *s, unsigned long lo, unsigned long hi,
 	    unsigned long *out);
 
-/* "host:port", "[v6]:port", ":port", "unix:/path"; err gets the reason. */
+/* "host:port", "[v6]:port", ":port", "unix:/path", and for datagram
+ * sockets "udp:" before any of the first three, "unixgram:/path"; err gets
+ * the reason. */
 int	parse_address(const char *s, struct address *a, char *err, size_t len);
+/* The path of a UNIX socket address (either type). */
+const char *address_path(const struct address *a);
 /* [::ffff:a.b.c.d]:port: no IPv6-only socket can bind it. */
 bool	address_v4_mapped(const struct address *a);
-/* A TCP wildcard and an address of the same family and port: binding one
- * fails while the other listens. (Equal addresses are duplicates.) */
+/* A wildcard and an address of the same family, type and port, or two
+ * UNIX sockets of either type at one path: binding one fails while the
+ * other is bound. (Equal addresses are duplicates.) */
 bool	address_overlap(const struct address *a, const struct address *b);
 
 /* Shell-like word splitting without a shell: '...' literal, "..." with \\

@@ -68,6 +68,25 @@ lsock_find(struct lsock_list *all, const char *text)
 	return NULL;
 }
 
+/* A copy in systemd's fd store, if fugue runs under systemd. Sent again
+ * for one that is there already, systemd keeps one copy. */
+static void
+lsock_store(struct lsock *s)
+{
+	char name[ADDRESS_TEXT_MAX];
+
+	if (!notify_systemd_enabled())
+		return;
+	listen_fdname(&s->l.addr, name, sizeof(name));
+	if (notify_systemd_store(s->l.fd, name) == -1) {
+		log_warn("%s: not kept in systemd's fd store", s->l.addr.text);
+		return;
+	}
+	s->stored = true;
+	log_debug("%s: kept in systemd's fd store as %s", s->l.addr.text,
+	    name);
+}
+
 struct lsock *
 lsock_adopt(struct lsock_list *all, int fd, const struct address *a,
     dev_t dev, ino_t ino)
@@ -80,19 +99,36 @@ lsock_adopt(struct lsock_list *all, int fd, const struct address *a,
 	s->l.ino = ino;
 	s->announced = true;
 	TAILQ_INSERT_TAIL(all, s, link);
+	lsock_store(s);
 	return s;
 }
 
 void
 lsock_release(struct lsock_list *all, struct lsock *s)
 {
+	char name[ADDRESS_TEXT_MAX];
+
 	if (s->refs > 0 && --s->refs > 0)
 		return;
 	if (s->announced)
 		log_info("closed %s", s->l.addr.text);
-	listen_close(&s->l, true);
+	if (s->stored && !s->exiting) {
+		listen_fdname(&s->l.addr, name, sizeof(name));
+		notify_systemd("FDSTOREREMOVE=1\nFDNAME=%s", name);
+	}
+	/* A socket systemd keeps for the next fugue keeps its file. */
+	listen_close(&s->l, !(s->stored && s->exiting));
 	TAILQ_REMOVE(all, s, link);
 	free(s);
+}
+
+void
+lsock_exiting(struct lsock_list *all)
+{
+	struct lsock *s;
+
+	TAILQ_FOREACH(s, all, link)
+		s->exiting = true;
 }
 
 void
@@ -133,6 +169,7 @@ gen_bind(struct generation *g, struct lsock_list *all, char *err, size_t len)
 				return r;
 			}
 			TAILQ_INSERT_TAIL(all, s, link);
+			lsock_store(s);
 		}
 		if (!s->announced) {
 			log_info("listening on %s", c->listen[i].text);

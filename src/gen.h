@@ -22,6 +22,8 @@ struct lsock {
 	struct listener	 l;
 	unsigned	 refs;
 	bool		 announced;	/* "listening on" was logged */
+	bool		 stored;	/* sent to systemd's fd store */
+	bool		 exiting;	/* fugue exits: it stays stored */
 };
 TAILQ_HEAD(lsock_list, lsock);
 
@@ -69,14 +71,26 @@ int	gen_notify_open(struct generation *g, const char *dir, char *err,
 int	gen_plan(struct generation *g, pid_t master, int devnull,
 	    long long nofile, char *err, size_t len);
 
-/* A listener handed over (socket activation, an upgrade), not yet used. */
+/*
+ * With NOTIFY_SOCKET, every listener fugue holds is also in systemd's fd
+ * store (FDSTORE=1, FDNAME= its LISTEN_FDNAMES entry), sent as it is bound
+ * or adopted, so that a restart of fugue finds it there: connections wait
+ * in its queue meanwhile. A listener the configuration drops leaves the
+ * store (FDSTOREREMOVE=1) as it closes; at fugue's exit it stays, and so
+ * does its UNIX socket file.
+ */
+
+/* A listener handed over (socket activation, the fd store, an upgrade),
+ * not yet used. */
 struct lsock *lsock_adopt(struct lsock_list *all, int fd,
 	    const struct address *a, dev_t dev, ino_t ino);
 /* Drop one reference; the last closes it (and removes a UNIX socket file
- * fugue made). */
+ * fugue made, and its copy in the fd store). */
 void	lsock_release(struct lsock_list *all, struct lsock *s);
 /* Close every listener nobody references (after an adoption). */
 void	lsock_close_unused(struct lsock_list *all);
+/* fugue exits: what is in the fd store stays there as it closes. */
+void	lsock_exiting(struct lsock_list *all);
 
 /* "workers run as root" when they would. */
 void	gen_warn_root(const struct config *);

@@ -23,6 +23,31 @@ open_error(char *err, size_t len, const struct address *a, int e)
 	return EX_OSERR_;
 }
 
+/* Does anyone answer at a's path? 0 (someone does), or the errno of a
+ * connect: ECONNREFUSED is a stale socket file. Non-blocking: a full
+ * backlog (EAGAIN) is someone listening, not a wait. A socket of the other
+ * type answers EPROTOTYPE: ask again with that type. */
+static int
+unix_probe(const struct address *a)
+{
+	int types[2] = { a->type, a->type == SOCK_DGRAM ? SOCK_STREAM :
+	    SOCK_DGRAM };
+	int fd, r = 0;
+
+	for (int i = 0; i < 2; i++) {
+		fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
+		if (fd == -1)
+			return errno;
+		r = connect(fd, (const struct sockaddr *)&a->sa, a->salen);
+		r = r == -1 ? errno : 0;
+		close(fd);
+		if (r != EPROTOTYPE)
+			break;
+	}
+	return r;
+}
+
 /*
  * Make way for a UNIX socket at path: 0 when nothing is there, or when a
  * stale socket file was (nobody answers on it, and it is ours or
@@ -34,7 +59,7 @@ unix_clear_path(const struct address *a, const char *path, uid_t owner,
     char *err, size_t len)
 {
 	struct stat st;
-	int fd, r;
+	int r;
 
 	if (lstat(path, &st) == -1) {
 		if (errno == ENOENT)
@@ -52,15 +77,8 @@ unix_clear_path(const struct address *a, const char *path, uid_t owner,
 		    "not replacing it", a->text, path, (long)st.st_uid);
 		return EX_CANTCREAT_;
 	}
-	/* Replace it only if nobody answers on it. Non-blocking: a full
-	 * backlog (EAGAIN) is someone listening, not a wait. */
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd == -1)
-		return open_error(err, len, a, errno);
-	r = connect(fd, (const struct sockaddr *)&a->sa, a->salen);
-	if (r == -1)
-		r = errno;
-	close(fd);
+	/* Replace it only if nobody answers on it. */
+	r = unix_probe(a);
 	if (r != ECONNREFUSED && r != ENOENT) {
 		snprintf(err, len, "listen %s: Address already in use (%s)",
 		    a->text, r == 0 || r == EAGAIN ? "something answers on it" :
@@ -80,7 +98,8 @@ unix_clear_path(const struct address *a, const char *path, uid_t owner,
  * it (servers match inherited sockets by that name). No client connects
  * before listen(), and with socket_mode the file is created with no
  * permission at all and given its mode and owner before that: nobody ever
- * sees looser permissions.
+ * sees looser permissions (a datagram socket has no listen(): the mode
+ * alone keeps senders out until then).
  */
 static int
 listen_unix(struct listener *l, const struct address *a, int backlog,
@@ -94,7 +113,7 @@ listen_unix(struct listener *l, const struct address *a, int backlog,
 
 	if ((r = unix_clear_path(a, path, uid, err, len)) != 0)
 		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(AF_UNIX, a->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1)
 		return open_error(err, len, a, errno);
 	if (mode >= 0)
@@ -118,7 +137,7 @@ listen_unix(struct listener *l, const struct address *a, int backlog,
 	else if ((mode >= 0 && chmod(path, mode) == -1) ||
 	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
 	    lchown(path, uid, gid) == -1) ||
-	    listen(fd, backlog) == -1)
+	    (a->type == SOCK_STREAM && listen(fd, backlog) == -1))
 		r = errno;
 	if (r != 0) {
 		if (made && lstat(path, &now) == 0 && now.st_dev == st.st_dev &&
@@ -146,16 +165,18 @@ listen_open(struct listener *l, const struct address *a, int backlog,
 	if (a->family == AF_UNIX)
 		return listen_unix(l, a, backlog, mode, uid, gid, err, len);
 
-	fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(a->family, a->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1)
 		return open_error(err, len, a, errno);
-	/* SO_REUSEADDR lets a restarted fugue bind past TIME_WAIT. Never
-	 * SO_REUSEPORT: closing one of a group resets its queue. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	/* SO_REUSEADDR lets a restarted fugue bind past TIME_WAIT; UDP has
+	 * none, and there it would let a second fugue bind the same port.
+	 * Never SO_REUSEPORT: closing one of a group resets its queue. */
+	if ((a->type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET,
+	    SO_REUSEADDR, &one, sizeof(one)) == -1) ||
 	    (a->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
 	    &one, sizeof(one)) == -1) ||
 	    bind(fd, (const struct sockaddr *)&a->sa, a->salen) == -1 ||
-	    listen(fd, backlog) == -1) {
+	    (a->type == SOCK_STREAM && listen(fd, backlog) == -1)) {
 		int e = errno;
 
 		close(fd);
@@ -197,7 +218,7 @@ check_inet(const struct address *a, char *err, size_t len)
 		((struct sockaddr_in *)&sa)->sin_port = 0;
 	else
 		((struct sockaddr_in6 *)&sa)->sin6_port = 0;
-	if ((fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	if ((fd = socket(a->family, a->type | SOCK_CLOEXEC, 0)) == -1)
 		return open_error(err, len, a, errno);
 	if ((a->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
@@ -238,10 +259,12 @@ listen_fdname(const struct address *a, char *buf, size_t len)
 {
 	size_t i;
 
-	/* systemd's names may not hold ':'; keep the rest readable. */
+	/* systemd's names are printable ASCII without ':' (its fd store
+	 * refuses others); keep the rest readable. */
 	snprintf(buf, len, "%s", a->text);
 	for (i = 0; buf[i]; i++)
-		if (buf[i] == ':' || (unsigned char)buf[i] < 0x20)
+		if (buf[i] == ':' || (unsigned char)buf[i] < 0x20 ||
+		    (unsigned char)buf[i] > 0x7e)
 			buf[i] = '_';
 }
 
@@ -254,12 +277,13 @@ listen_describe(int fd, struct address *a)
 
 	memset(a, 0, sizeof(*a));
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
-	    type != SOCK_STREAM)
+	    (type != SOCK_STREAM && type != SOCK_DGRAM))
 		return -1;
 	len = sizeof(listening);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 ||
-	    !listening)
+	if (type == SOCK_STREAM && (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN,
+	    &listening, &len) == -1 || !listening))
 		return -1;
+	a->type = type;
 	a->salen = sizeof(a->sa);
 	if (getsockname(fd, (struct sockaddr *)&a->sa, &a->salen) == -1)
 		return -1;
@@ -267,25 +291,29 @@ listen_describe(int fd, struct address *a)
 	switch (a->family) {
 	case AF_UNIX: {
 		const struct sockaddr_un *sun = (struct sockaddr_un *)&a->sa;
+		int n = (int)(a->salen - offsetof(struct sockaddr_un, sun_path));
 
 		if (a->salen <= offsetof(struct sockaddr_un, sun_path) ||
 		    sun->sun_path[0] == '\0')
 			return -1;	/* unnamed or abstract */
-		snprintf(a->text, sizeof(a->text), "unix:%.*s",
-		    (int)(a->salen - offsetof(struct sockaddr_un, sun_path)),
-		    sun->sun_path);
+		snprintf(a->text, sizeof(a->text), "%s:%.*s", type ==
+		    SOCK_DGRAM ? "unixgram" : "unix", n, sun->sun_path);
 		return 0;
 	}
 	case AF_INET:
-	case AF_INET6:
-		if (getnameinfo((struct sockaddr *)&a->sa, a->salen, host,
-		    sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
-			return -1;
-		snprintf(a->text, sizeof(a->text), a->family == AF_INET6 ?
-		    "[%s]:%u" : "%s:%u", host, ntohs(a->family == AF_INET ?
+	case AF_INET6: {
+		unsigned port = ntohs(a->family == AF_INET ?
 		    ((struct sockaddr_in *)&a->sa)->sin_port :
-		    ((struct sockaddr_in6 *)&a->sa)->sin6_port));
+		    ((struct sockaddr_in6 *)&a->sa)->sin6_port);
+
+		if (port == 0 || getnameinfo((struct sockaddr *)&a->sa,
+		    a->salen, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+			return -1;	/* an unbound datagram socket */
+		snprintf(a->text, sizeof(a->text), a->family == AF_INET6 ?
+		    "%s[%s]:%u" : "%s%s:%u", type == SOCK_DGRAM ? "udp:" : "",
+		    host, port);
 		return 0;
+	}
 	}
 	return -1;
 }

@@ -15,8 +15,9 @@ struct listener {
 };
 
 /*
- * Bind and listen on a, close-on-exec and non-blocking (what every worker
- * gets; spawn sets it again for each one). UNIX sockets: a stale socket
+ * Bind and listen on a (a datagram socket is only bound), close-on-exec
+ * and non-blocking (what every worker gets; spawn sets it again for each
+ * one). UNIX sockets: a stale socket
  * file (nobody answers, ours or socket_owner's) is replaced, anything else
  * is refused; the socket is bound at its own path (getsockname() names it)
  * and given socket_mode and socket_owner before listen(). Returns 0, or an
@@ -35,11 +36,13 @@ int	listen_check(const struct address *a, char *err, size_t len);
 /* Close; with unlink, remove a UNIX socket file if it is still ours. */
 void	listen_close(struct listener *l, bool unlink_file);
 
-/* What a listening stream socket fd is bound to, in the canonical text of
- * parse_address (socket activation matches on it). -1 if not one. */
+/* What a listening stream socket or a bound datagram socket fd is bound
+ * to, in the canonical text of parse_address (socket activation matches on
+ * it). -1 if neither. */
 int	listen_describe(int fd, struct address *a);
 
-/* LISTEN_FDNAMES entry for an address (no ':' allowed there). */
+/* LISTEN_FDNAMES entry, and FDNAME= in systemd's fd store, for an address
+ * (printable ASCII without ':', as systemd wants). */
 void	listen_fdname(const struct address *a, char *buf, size_t len);
 
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "activate.h"
 #include "args.h"
 #include "client.h"
 #include "config.h"
@@ -274,51 +275,6 @@ client_timeout(const struct args *a, const struct config *c)
 	return client_default_timeout(c, a->action, a->daemonize);
 }
 
-/*
- * Socket activation: listeners handed to fugue itself (LISTEN_FDS with our
- * LISTEN_PID) are used instead of binding, matched by address. Returns 0,
- * or 78 with err when one matches no configured address.
- */
-static int
-activated_listeners(const struct config *c, struct lsock_list *all, char *err,
-    size_t len)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	long n;
-
-	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
-		return 0;
-	n = strtol(fds, NULL, 10);
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	if (n <= 0 || n > 256)
-		return 0;
-	for (int fd = 3; fd < 3 + n; fd++) {
-		struct address a;
-		size_t i;
-
-		if (listen_describe(fd, &a) == -1) {
-			snprintf(err, len, "LISTEN_FDS: fd %d is not a listening "
-			    "stream socket", fd);
-			return EX_CONFIG_;
-		}
-		for (i = 0; i < c->nlisten; i++)
-			if (strcmp(c->listen[i].text, a.text) == 0)
-				break;
-		if (i == c->nlisten) {
-			snprintf(err, len, "LISTEN_FDS: fd %d (%s) matches no "
-			    "[listen] address", fd, a.text);
-			return EX_CONFIG_;
-		}
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		/* dev/ino 0: never unlinked by fugue */
-		lsock_adopt(all, fd, &a, 0, 0);
-		log_info("listening on %s (socket activation)", a.text);
-	}
-	return 0;
-}
-
 /* Each worker costs the master fds: take all the kernel allows. */
 static long long
 raise_fd_limit(void)
@@ -444,7 +400,7 @@ main(int argc, char **argv)
 		log_error("control socket: %s", err);
 		goto out_master;
 	}
-	if ((r = activated_listeners(&m.serving->cfg, &m.lsocks, err,
+	if ((r = activate_listeners(&m.serving->cfg, &m.lsocks, err,
 	    sizeof(err))) != 0 || (r = master_bind(&m, err, sizeof(err))) != 0) {
 		log_error("%s", err);
 		goto out_master;

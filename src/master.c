@@ -129,6 +129,7 @@ master_stop(struct master *m, bool quick)
 		return;
 	}
 	m->phase = M_STOPPING;
+	lsock_exiting(&m->lsocks);	/* the fd store keeps them */
 	ev_timer_stop(m->loop, &m->gen_timer);
 	recycle_stop(m);
 	upgrade_check_end(&m->check);
@@ -626,6 +627,7 @@ master_free(struct master *m)
 	sv_free(&m->sv);
 	control_close(&m->ctl, m->serving ? m->serving->cfg.control_socket :
 	    NULL);
+	lsock_exiting(&m->lsocks);	/* the fd store keeps them */
 	while ((g = TAILQ_FIRST(&m->gens)) != NULL)
 		gen_drop(m, g);
 	lsock_close_unused(&m->lsocks);

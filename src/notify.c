@@ -180,17 +180,54 @@ notify_systemd_enabled(void)
 	return p && (*p == '/' || *p == '@');
 }
 
+/* One datagram to $NOTIFY_SOCKET, with fd attached unless -1. Returns 0,
+ * or -1 (no NOTIFY_SOCKET, or systemd went away). */
+static int
+systemd_send(const char *buf, size_t n, int fd)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct sockaddr_un sa;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = n };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int s, r;
+
+	if (!notify_systemd_enabled() || strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';	/* abstract namespace */
+	mh.msg_name = &sa;
+	mh.msg_namelen = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+	if (fd != -1) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+		cm.hdr.cmsg_level = SOL_SOCKET;
+		cm.hdr.cmsg_type = SCM_RIGHTS;
+		cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(&cm.hdr), &fd, sizeof(int));
+	}
+	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	r = sendmsg(s, &mh, MSG_NOSIGNAL) == -1 ? -1 : 0;
+	close(s);
+	return r;
+}
+
 void
 notify_systemd(const char *fmt, ...)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa;
 	char buf[512];
-	socklen_t salen;
 	va_list ap;
-	int fd, n;
+	int n;
 
-	if (!notify_systemd_enabled() || strlen(path) >= sizeof(sa.sun_path))
+	if (!notify_systemd_enabled())
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -199,20 +236,23 @@ notify_systemd(const char *fmt, ...)
 		return;
 	if ((size_t)n >= sizeof(buf))
 		n = sizeof(buf) - 1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path));
-	if (path[0] == '@')
-		sa.sun_path[0] = '\0';	/* abstract namespace */
-	salen = offsetof(struct sockaddr_un, sun_path) + strlen(path);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return;
-	if (sendto(fd, buf, n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-	    salen) == -1) {
-		/* systemd went away; nothing to do about it. */
-	}
-	close(fd);
+	/* systemd went away: nothing to do about it. */
+	(void)systemd_send(buf, (size_t)n, -1);
+}
+
+int
+notify_systemd_store(int fd, const char *name)
+{
+	char buf[320];
+	int n;
+
+	/* FDPOLL=0: systemd would drop a socket on EPOLLERR, which a UDP
+	 * socket can report for an ICMP error; fugue removes its own. */
+	n = snprintf(buf, sizeof(buf), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0",
+	    name);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -1;
+	return systemd_send(buf, (size_t)n, fd);
 }
 
 /*

@@ -43,6 +43,11 @@ int	notify_recv(int fd, struct notify_msg *msg);
 void	notify_systemd(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));
 bool	notify_systemd_enabled(void);
+/* FDSTORE=1 with FDNAME=name (and FDPOLL=0) and fd attached: systemd
+ * keeps a copy of fd across a restart (its fd store; a copy it holds
+ * already is not added twice). FDSTOREREMOVE=1 goes through notify_systemd. 0, or -1 when it
+ * could not be sent. */
+int	notify_systemd_store(int fd, const char *name);
 /* RELOADING=1 with the MONOTONIC_USEC systemd asks for (Type=notify-reload). */
 void	notify_systemd_reloading(void);
 

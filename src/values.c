@@ -370,14 +370,15 @@ path_absolute(const char *p, char *err, size_t len)
 }
 
 static int
-address_unix(const char *path, struct address *a, char *err, size_t len)
+address_unix(const char *path, const char *prefix, struct address *a,
+    char *err, size_t len)
 {
 	struct sockaddr_un *sun = (struct sockaddr_un *)&a->sa;
 	char *abs;
 	size_t n;
 
 	if (*path == '\0') {
-		snprintf(err, len, "missing socket path after unix:");
+		snprintf(err, len, "missing socket path after %s", prefix);
 		return -1;
 	}
 	if ((abs = path_absolute(path, err, len)) == NULL)
@@ -393,7 +394,7 @@ address_unix(const char *path, struct address *a, char *err, size_t len)
 	memcpy(sun->sun_path, abs, n + 1);
 	a->family = AF_UNIX;
 	a->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-	snprintf(a->text, sizeof(a->text), "unix:%s", abs);
+	snprintf(a->text, sizeof(a->text), "%s%s", prefix, abs);
 	free(abs);
 	return 0;
 }
@@ -451,7 +452,8 @@ address_host(const char *host, int family, struct address *a, char *err,
 }
 
 static int
-address_inet(const char *s, struct address *a, char *err, size_t len)
+address_inet(const char *s, const char *prefix, struct address *a, char *err,
+    size_t len)
 {
 	char host[NI_MAXHOST], num[NI_MAXHOST];
 	const char *port, *end;
@@ -525,7 +527,7 @@ address_inet(const char *s, struct address *a, char *err, size_t len)
 		return -1;
 	}
 	snprintf(a->text, sizeof(a->text), a->family == AF_INET6 ?
-	    "[%s]:%lu" : "%s:%lu", num, p);
+	    "%s[%s]:%lu" : "%s%s:%lu", prefix, num, p);
 	return 0;
 }
 
@@ -536,13 +538,26 @@ parse_address(const char *s, struct address *a, char *err, size_t len)
 	int r;
 
 	memset(&n, 0, sizeof(n));
+	n.type = SOCK_STREAM;
 	if (strncmp(s, "unix:", 5) == 0)
-		r = address_unix(s + 5, &n, err, len);
-	else
-		r = address_inet(s, &n, err, len);
+		r = address_unix(s + 5, "unix:", &n, err, len);
+	else if (strncmp(s, "unixgram:", 9) == 0) {
+		n.type = SOCK_DGRAM;
+		r = address_unix(s + 9, "unixgram:", &n, err, len);
+	} else if (strncmp(s, "udp:", 4) == 0) {
+		n.type = SOCK_DGRAM;
+		r = address_inet(s + 4, "udp:", &n, err, len);
+	} else
+		r = address_inet(s, "", &n, err, len);
 	if (r == 0)
 		*a = n;
 	return r;
+}
+
+const char *
+address_path(const struct address *a)
+{
+	return ((const struct sockaddr_un *)&a->sa)->sun_path;
 }
 
 
@@ -576,8 +591,12 @@ address_v4_mapped(const struct address *a)
 bool
 address_overlap(const struct address *a, const struct address *b)
 {
-	if (a->family != b->family || a->family == AF_UNIX ||
-	    address_port(a) != address_port(b))
+	if (a->family != b->family)
+		return false;
+	if (a->family == AF_UNIX)	/* one file: unix: and unixgram: */
+		return a->type != b->type &&
+		    strcmp(address_path(a), address_path(b)) == 0;
+	if (a->type != b->type || address_port(a) != address_port(b))
 		return false;
 	return address_inet_any(a) != address_inet_any(b);
 }

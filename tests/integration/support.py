@@ -6,6 +6,8 @@
   checked for errors.
 - NotifyListener: a NOTIFY_SOCKET of our own (datagrams, sender pid checked
   with SCM_CREDENTIALS), recording what fugue tells "systemd".
+- FdStore: a NotifyListener that also plays systemd's fd store (FDSTORE=1,
+  FDSTOREREMOVE=1) and starts a process with what it keeps as LISTEN_FDS.
 - ctl(): one raw request on a control socket.
 - ticker_command(): a worker that prints numbered lines at a bounded rate on
   stdout and stderr, and a last line when it gets TERM.
@@ -46,7 +48,8 @@ class Launched(harness.Fugue):
     """A process started with an arbitrary argv (the first word is not
     fugue) that the harness treats as one of the test's fugues."""
 
-    def __init__(self, test, argv, log_name, env=None, name=None, logs=()):
+    def __init__(self, test, argv, log_name, env=None, name=None, logs=(),
+                 pass_fds=()):
         harness.require_binaries()
         self.test = test
         self.args = list(argv)
@@ -58,7 +61,7 @@ class Launched(harness.Fugue):
         self.proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=self.logf,
             stderr=subprocess.STDOUT, env=env, cwd=test.dir, close_fds=True,
-            preexec_fn=harness._die_with_runner)
+            pass_fds=pass_fds, preexec_fn=harness._die_with_runner)
         self.pid = self.proc.pid
         self.rc = None
         test._remember(self.pid)
@@ -69,6 +72,7 @@ class Launched(harness.Fugue):
 # NOTIFY_SOCKET
 
 _UCRED = struct.Struct("iII")   # pid, uid, gid
+_INT = struct.Struct("i")
 
 
 class NotifyListener:
@@ -89,7 +93,8 @@ class NotifyListener:
         t.threads.append(self.thread)
 
     def _run(self):
-        space = socket.CMSG_SPACE(_UCRED.size)
+        space = socket.CMSG_SPACE(_UCRED.size) + \
+            socket.CMSG_SPACE(16 * _INT.size)
         while True:
             try:
                 data, anc, _flags, _addr = self.sock.recvmsg(4096, space)
@@ -98,14 +103,25 @@ class NotifyListener:
             except OSError:
                 return
             pid = None
+            fds = []
             for level, typ, cdata in anc:
                 if level == socket.SOL_SOCKET and \
                         typ == socket.SCM_CREDENTIALS and \
                         len(cdata) >= _UCRED.size:
                     pid = _UCRED.unpack(cdata[:_UCRED.size])[0]
+                elif level == socket.SOL_SOCKET and \
+                        typ == socket.SCM_RIGHTS:
+                    n = len(cdata) // _INT.size
+                    fds += struct.unpack("%di" % n, cdata[:n * _INT.size])
+            text = data.decode("utf-8", "replace")
             with self.lock:
-                self.msgs.append((time.monotonic(),
-                                  pid, data.decode("utf-8", "replace")))
+                self._take(text, fds)
+                self.msgs.append((time.monotonic(), pid, text))
+
+    def _take(self, text, fds):
+        """File descriptors that came with a message (closed here)."""
+        for fd in fds:
+            os.close(fd)
 
     def snapshot(self, watchdog=False):
         """The messages so far; WATCHDOG=1 pings left out unless asked."""
@@ -114,6 +130,99 @@ class NotifyListener:
         if not watchdog:
             out = [m for m in out if m[2] != "WATCHDOG=1"]
         return out
+
+
+# Started by FdStore.launch: moves the fds it is given to 3, 4, ... and
+# execs the command with LISTEN_FDS, LISTEN_FDNAMES and its own LISTEN_PID,
+# as systemd does for a service.
+_LAUNCH = r'''
+import fcntl, os, sys
+n = int(sys.argv[1])
+src = [int(a) for a in sys.argv[2:2 + n]]
+names = sys.argv[2 + n]
+argv = sys.argv[3 + n:]
+high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + n) for fd in src]
+for fd in src:
+    os.close(fd)
+for i, fd in enumerate(high):
+    os.dup2(fd, 3 + i)
+    os.close(fd)
+env = dict(os.environ, LISTEN_FDS=str(n), LISTEN_PID=str(os.getpid()),
+           LISTEN_FDNAMES=names)
+os.execve(argv[0], argv, env)
+'''
+
+
+class FdStore(NotifyListener):
+    """NOTIFY_SOCKET playing systemd's part for its fd store, as
+    sd_notify(3) and systemd's FILE_DESCRIPTOR_STORE document it: each fd
+    sent with FDSTORE=1 is kept under its FDNAME= (a socket it holds already
+    is not added twice), FDSTOREREMOVE=1 closes every fd of that name, and
+    launch() starts a service with what is kept, in order, as LISTEN_FDS."""
+
+    def __init__(self, t, name="notify.sock"):
+        self.kept = []          # [(name, fd)], in the order received
+        self.test = t
+        super().__init__(t, name)
+        t.sockets.append(self)  # its fds closed at cleanup, after the thread
+
+    def _take(self, text, fds):
+        f = notify_fields(text)
+        if f.get("FDSTORE") == "1":
+            for fd in fds:
+                st = os.fstat(fd)
+                if any((os.fstat(k).st_dev, os.fstat(k).st_ino) ==
+                       (st.st_dev, st.st_ino) for _, k in self.kept):
+                    os.close(fd)
+                else:
+                    self.kept.append((f.get("FDNAME", "stored"), fd))
+            return
+        if f.get("FDSTOREREMOVE") == "1":
+            gone = [fd for n, fd in self.kept if n == f.get("FDNAME")]
+            self.kept = [(n, fd) for n, fd in self.kept
+                         if n != f.get("FDNAME")]
+            for fd in gone:
+                os.close(fd)
+        super()._take(text, fds)
+
+    def names(self):
+        with self.lock:
+            return [n for n, _ in self.kept]
+
+    def inode(self, name):
+        """The socket inode kept under name (None if none)."""
+        with self.lock:
+            for n, fd in self.kept:
+                if n == name:
+                    return os.fstat(fd).st_ino
+        return None
+
+    def close(self):
+        with self.lock:
+            for _, fd in self.kept:
+                os.close(fd)
+            self.kept = []
+
+    def launch(self, argv, log_name, env=None):
+        """Start argv (fugue and its arguments) the way systemd restarts a
+        service: the stored fds from fd 3, LISTEN_FDS, LISTEN_FDNAMES and
+        LISTEN_PID its own pid; NOTIFY_SOCKET this store (as env says)."""
+        with self.lock:
+            kept = list(self.kept)
+        script = self.test.write("launch.py", _LAUNCH)
+        args = [sys.executable, "-S", script, str(len(kept))] + \
+            [str(fd) for _, fd in kept] + \
+            [":".join(n for n, _ in kept)] + list(argv)
+        return Launched(self.test, args, log_name, env=env,
+                        name=os.path.basename(argv[0]),
+                        pass_fds=[fd for _, fd in kept])
+
+
+def figure(text):
+    """A measured figure, printed when FUGUE_FIGURES is set in the
+    environment of the test run (a report's numbers come from there)."""
+    if os.environ.get("FUGUE_FIGURES"):
+        print("     figure: " + text, flush=True)
 
 
 def notify_fields(text):

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 
 from harness import (FUGUE, Skip, check, children_of, collect_ids,
@@ -21,11 +22,13 @@ from support import (Launched, NotifyListener, clean_env, notify_fields,
 
 
 def _kinds(msgs):
-    """A short name per message: READY, RELOADING, STOPPING, WATCHDOG."""
+    """A short name per message: READY, RELOADING, STOPPING, WATCHDOG,
+    FDSTORE, FDSTOREREMOVE."""
     out = []
     for _, _, text in msgs:
         f = notify_fields(text)
-        for k in ("READY", "RELOADING", "STOPPING", "WATCHDOG"):
+        for k in ("READY", "RELOADING", "STOPPING", "WATCHDOG", "FDSTORE",
+                  "FDSTOREREMOVE"):
             if f.get(k) == "1":
                 out.append(k)
                 break
@@ -38,7 +41,8 @@ def _kinds(msgs):
 def test_notify_sequence(t):
     # The whole conversation with "systemd", message by message: start,
     # HUP, USR2 (same pid), a rolled-back reload, a refused reload, a
-    # refused upgrade, stop. Nothing else is sent.
+    # refused upgrade, stop (which leaves the fd store alone). Nothing else
+    # is sent.
     ns = NotifyListener(t)
     conf = t.basic_config(count=2)
     good = open(conf).read()
@@ -58,7 +62,11 @@ def test_notify_sequence(t):
         msgs = ns.snapshot()[before:]
         kinds = _kinds(msgs)
         seen.append((name, kinds))
-        want = ["READY"] if action is None else ["RELOADING", "READY"]
+        # The listener goes to systemd's fd store as it is bound, and again
+        # from the new image of an upgrade (systemd keeps one copy).
+        want = ["FDSTORE", "READY"] if action is None else \
+            ["RELOADING", "FDSTORE", "READY"] if name == "USR2" else \
+            ["RELOADING", "READY"]
         if kinds != want:
             problems.append("%s: fugue sent %s, want %s"
                             % (name, [m[2] for m in msgs], want))
@@ -161,13 +169,13 @@ def test_watchdog_and_what_workers_see(t):
           "worker watchdog env: WATCHDOG_USEC=%r WATCHDOG_PID=%r, want "
           "2000000 and none" % (env.get("WATCHDOG_USEC"),
                                 env.get("WATCHDOG_PID")))
-    wait_until(lambda: _kinds(ns2.snapshot()) == ["READY"], 5,
-               what="READY=1 on the second socket")
+    wait_until(lambda: _kinds(ns2.snapshot()) == ["FDSTORE", "READY"], 5,
+               what="FDSTORE=1 and READY=1 on the second socket")
     got = poll_for(lambda: [m for m in ns2.snapshot(watchdog=True)
                             if m[2] == "WATCHDOG=1"], 0.6)
     check(not got, "WATCHDOG=1 sent although WATCHDOG_PID=1: from pids %s"
           % [m[1] for m in got or []])
-    check([m[1] for m in ns2.snapshot()] == [g.pid],
+    check([m[1] for m in ns2.snapshot()] == [g.pid, g.pid],
           "messages on fugue's NOTIFY_SOCKET from %s, fugue is %d"
           % ([m[1] for m in ns2.snapshot()], g.pid))
 
@@ -467,3 +475,35 @@ def test_watchdog_pinged_across_a_slow_upgrade(t):
                                             [round(g, 2) for g in gaps]))
     f.signal(signal.SIGTERM)
     check(f.wait_exit(10) == 0, "fugue exited %s" % f.rc)
+
+
+def test_units_verify_and_keep_the_fd_store(t):
+    # conf/fugue.service and conf/fugue@.service pass systemd-analyze
+    # verify (with this fugue as ExecStart), and let systemd hold every
+    # listener fugue may have across a restart: FileDescriptorStoreMax= at
+    # least two per address (a reload holds the old and the new ones).
+    # FileDescriptorStorePreserve= is the one key an older systemd may not
+    # know.
+    sa = shutil.which("systemd-analyze")
+    if not sa:
+        raise Skip("systemd-analyze is not installed (Debian: systemd)")
+    conf_dir = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__)))), "conf")
+    for unit, name in (("fugue.service", "fugue.service"),
+                       ("fugue@.service", "fugue@app.service")):
+        text = open(os.path.join(conf_dir, unit)).read()
+        m = re.search(r"^FileDescriptorStoreMax=(\d+)$", text, re.M)
+        check(m and int(m.group(1)) >= 2 * 256, "%s: FileDescriptorStoreMax"
+              "=%s, want at least 512" % (unit, m and m.group(1)))
+        check(re.search(r"^FileDescriptorStorePreserve=yes$", text, re.M),
+              "%s: no FileDescriptorStorePreserve=yes" % unit)
+        path = t.write(name, text.replace("/usr/local/bin/fugue", FUGUE))
+        p = subprocess.run([sa, "verify", "--man=no", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        out = [l for l in p.stdout.decode("utf-8", "replace").splitlines()
+               if l.strip() and not re.search(
+                   r"Unknown key '?FileDescriptorStorePreserve'? in section "
+                   r"\[Service\], ignoring", l)]
+        check(p.returncode == 0 and not out, "systemd-analyze verify %s "
+              "exited %d: %s" % (unit, p.returncode, out))

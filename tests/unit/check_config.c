@@ -456,6 +456,60 @@ START_TEST(address_unix_relative_too_long)
 }
 END_TEST
 
+START_TEST(address_datagram)
+{
+	struct address a;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a.sa;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a.sa;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&a.sa;
+	char err[200];
+
+	ck_assert_int_eq(parse_address("127.0.0.1:53", &a, err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(a.type, SOCK_STREAM);
+	ck_assert_int_eq(parse_address("udp:127.0.0.1:5353", &a, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(a.type, SOCK_DGRAM);
+	ck_assert_int_eq(a.family, AF_INET);
+	ck_assert_str_eq(a.text, "udp:127.0.0.1:5353");
+	ck_assert_int_eq(ntohs(sin->sin_port), 5353);
+	ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr), 0x7f000001);
+	ck_assert_int_eq(parse_address("udp::5353", &a, err, sizeof(err)), 0);
+	ck_assert_str_eq(a.text, "udp:0.0.0.0:5353");
+	ck_assert_int_eq(a.type, SOCK_DGRAM);
+	ck_assert_int_eq(parse_address("udp:[::1]:5353", &a, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(a.family, AF_INET6);
+	ck_assert_str_eq(a.text, "udp:[::1]:5353");
+	ck_assert_int_eq(ntohs(sin6->sin6_port), 5353);
+	ck_assert_int_eq(parse_address("udp:localhost:53", &a, err,
+	    sizeof(err)), 0);
+	ck_assert_str_eq(a.text, "udp:127.0.0.1:53");
+
+	ck_assert_int_eq(parse_address("unix:/run/app.sock", &a, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(a.type, SOCK_STREAM);
+	ck_assert_int_eq(parse_address("unixgram:/run//app.sock", &a, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(a.type, SOCK_DGRAM);
+	ck_assert_int_eq(a.family, AF_UNIX);
+	ck_assert_str_eq(a.text, "unixgram:/run/app.sock");
+	ck_assert_str_eq(sun->sun_path, "/run/app.sock");
+	ck_assert_str_eq(address_path(&a), "/run/app.sock");
+
+	ck_assert_int_eq(parse_address("udp:", &a, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "missing port (\":PORT\" listens on every "
+	    "address)");
+	ck_assert_int_eq(parse_address("udp:127.0.0.1:0", &a, err,
+	    sizeof(err)), -1);
+	ck_assert_str_eq(err, "port out of range (1 to 65535)");
+	ck_assert_int_eq(parse_address("udp:unix:/a", &a, err, sizeof(err)),
+	    -1);
+	ck_assert_int_eq(parse_address("unixgram:", &a, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "missing socket path after unixgram:");
+}
+END_TEST
+
 /* ---- split_command ---- */
 
 static void
@@ -1806,6 +1860,21 @@ START_TEST(listen_overlap)
 	    "127.0.0.2:8080"));
 	expect_no_errors(validate_addresses("unix:/tmp/a.sock",
 	    "unix:/tmp/b.sock"));
+	/* UDP and TCP ports are apart; UDP wildcards exclude like TCP's. */
+	expect_no_errors(validate_addresses("0.0.0.0:53", "udp:127.0.0.1:53"));
+	expect_no_errors(validate_addresses("udp:127.0.0.1:53",
+	    "127.0.0.1:53"));
+	ck_assert_int_eq(validate_addresses("udp::53", "udp:127.0.0.1:53"),
+	    78);
+	expect_error("%s:3: [listen] address: udp:127.0.0.1:53 and "
+	    "udp:0.0.0.0:53 (%s:2) overlap: one cannot be bound while the "
+	    "other listens", path, path);
+	/* One file for a stream and a datagram socket: never both. */
+	ck_assert_int_eq(validate_addresses("unix:/tmp/a.sock",
+	    "unixgram:/tmp/a.sock"), 78);
+	expect_error("%s:3: [listen] address: unixgram:/tmp/a.sock and "
+	    "unix:/tmp/a.sock (%s:2) overlap: one cannot be bound while the "
+	    "other listens", path, path);
 }
 END_TEST
 
@@ -2051,6 +2120,7 @@ config_suite(void)
 	tcase_add_test(t, address_bad);
 	tcase_add_test(t, address_unix);
 	tcase_add_test(t, address_unix_relative_too_long);
+	tcase_add_test(t, address_datagram);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("file");

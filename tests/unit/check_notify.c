@@ -493,6 +493,57 @@ START_TEST(socket_open_errors)
 }
 END_TEST
 
+/* FDSTORE=1 to systemd: the text, and the very socket attached. Without
+ * NOTIFY_SOCKET nothing is sent. */
+START_TEST(systemd_store_sends_the_fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(4 * sizeof(int))];
+	} cm;
+	char text[512];
+	struct iovec iov = { text, sizeof(text) - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+	struct stat a, b;
+	struct pollfd p;
+	int rx, lfd, got = -1;
+	ssize_t n;
+
+	rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(rx, 0);
+	strcpy(sa.sun_path, sockpath);
+	ck_assert_int_eq(bind(rx, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	lfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+
+	unsetenv("NOTIFY_SOCKET");
+	ck_assert_int_eq(notify_systemd_store(lfd, "udp_127.0.0.1_53"), -1);
+	setenv("NOTIFY_SOCKET", sockpath, 1);
+	ck_assert_int_eq(notify_systemd_store(lfd, "udp_127.0.0.1_53"), 0);
+	p.fd = rx;
+	p.events = POLLIN;
+	ck_assert_int_eq(poll(&p, 1, 2000), 1);
+	n = recvmsg(rx, &mh, MSG_CMSG_CLOEXEC);
+	ck_assert_int_gt(n, 0);
+	text[n] = '\0';
+	ck_assert_str_eq(text, "FDSTORE=1\nFDNAME=udp_127.0.0.1_53\nFDPOLL=0");
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&got, CMSG_DATA(c), sizeof(int));
+	ck_assert_int_ge(got, 0);
+	ck_assert_int_eq(fstat(lfd, &a), 0);
+	ck_assert_int_eq(fstat(got, &b), 0);
+	ck_assert(a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+	unsetenv("NOTIFY_SOCKET");
+	close(got);
+	close(lfd);
+	close(rx);
+}
+END_TEST
+
 static Suite *
 notify_suite(void)
 {
@@ -518,6 +569,7 @@ notify_suite(void)
 	tcase_add_test(tc, socket_passed_fd_closed);
 	tcase_add_test(tc, socket_many_fds_closed);
 	tcase_add_test(tc, socket_open_errors);
+	tcase_add_test(tc, systemd_store_sends_the_fd);
 	suite_add_tcase(s, tc);
 	return s;
 }
