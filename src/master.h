@@ -36,6 +36,7 @@ struct master {
 	int		 exit_code;
 	bool		 seen_ready;	/* a worker of the first generation was */
 	bool		 give_up;	/* stop once the current event is done */
+	bool		 lame_duck;	/* stopping, but serving for stop_delay */
 
 	struct gen_list	 gens;		/* every generation alive, oldest first */
 	struct generation *serving;
@@ -74,7 +75,8 @@ struct master {
 					 * then its ready_hold */
 	bool		 holding;	/* gen_timer runs the ready_hold */
 	bool		 held;		/* the ready_hold passed */
-	ev_timer	 stop_timer;	/* kill deadline of a stop */
+	ev_timer	 stop_timer;	/* end of stop_delay, then the kill
+					 * deadline of a stop */
 	ev_timer	 watchdog;	/* systemd's, at half its interval */
 };
 
