@@ -201,6 +201,7 @@ master_stop(struct master *m, bool quick)
 	m->phase = M_STOPPING;
 	ev_timer_stop(m->loop, &m->gen_timer);
 	upgrade_check_end(&m->check);
+	reload_stop_hooks(m);
 	m->exec_due = false;
 	if (wait) {
 		master_lame_duck(m);
@@ -333,6 +334,8 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	(void)revents;
 	if (c->rpid == m->check.pid && m->check.pid)
 		upgrade_checked(m, c->rstatus);
+	else if (hook_reaped(&m->hook, c->rpid, c->rstatus))
+		;	/* reported to reload_hook_ended */
 	else if ((w = workers_find_pid(&m->sv.wt, c->rpid)) != NULL)
 		sv_exited(&m->sv, w, c->rstatus, wants_back(m, w));
 	else	/* an orphan reaped as a subreaper (or PID 1) */
@@ -646,6 +649,7 @@ master_run(struct master *m)
 	ev_prepare_init(&m->later, later_cb);
 	m->later.data = m;
 	sv_init(&m->sv, m->loop, &m->sink, on_worker, m);
+	hook_init(&m->hook, m->loop, &m->sink, reload_hook_ended, m);
 	logsink_start(&m->sink, m->loop);
 
 	if ((c->subreaper == SUBREAPER_YES ||

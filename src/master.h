@@ -10,6 +10,7 @@
 #include "config.h"
 #include "control.h"
 #include "gen.h"
+#include "hook.h"
 #include "logging.h"
 #include "supervise.h"
 #include "upgrade.h"
@@ -41,6 +42,8 @@ struct master {
 	struct gen_list	 gens;		/* every generation alive, oldest first */
 	struct generation *serving;
 	struct generation *starting;	/* a reload's, until commit or rollback */
+	struct generation *pending;	/* a reload's, waiting for its
+					 * exec_before_reload */
 	struct lsock_list lsocks;	/* every listener, reference-counted */
 	unsigned	 last_gen;
 	char		*notify_dir;	/* the workers' notify sockets */
@@ -50,6 +53,7 @@ struct master {
 	bool		 exec_due;	/* the upgrade's exec, when the loop is idle */
 	ev_prepare	 later;		/* runs what waits for the current event */
 	struct upgrade_check check;	/* the new binary's check or trial */
+	struct hook	 hook;		/* the reload hook running */
 	const char	*self_path;	/* the binary to re-exec, absolute */
 	char	       **argv;		/* the arguments to re-exec with */
 	struct state	*adopt;		/* after an upgrade: what to take over */
@@ -103,6 +107,11 @@ void	upgrade_checked(struct master *, int status);
 /* The upgrade's exec: every event of this iteration has been handled. */
 void	upgrade_exec_now(struct master *);
 void	reload_rollback(struct master *, const char *why);
+/* The hook's report (hook_report_fn): a reload waiting for it goes on or
+ * is refused; an operation waiting for it may start. */
+void	reload_hook_ended(void *arg, enum hook_kind, bool ok, const char *why);
+/* fugue stops: the hook is killed, a reload waiting for it dropped. */
+void	reload_stop_hooks(struct master *);
 /* A worker of the first or a starting generation became ready. */
 void	reload_check(struct master *);
 /* Arm the deadline of the generation starting (ready_timeout). */

@@ -72,7 +72,7 @@ status_format(const struct master *m, bool json)
 		    "\"reloading\":%s,", (long)m->pid,
 		    phases[m->phase], m->serving->id, m->serving->target,
 		    workers_count(&m->sv.wt, m->serving->id, WS(W_READY)),
-		    m->starting || m->check.pid ? "true" : "false");
+		    m->starting || m->pending || m->check.pid ? "true" : "false");
 		if (left >= 0)
 			outbuf_printf(&o, "\"stop_delay_left\":%.3f,", left);
 		else
@@ -102,7 +102,7 @@ status_format(const struct master *m, bool json)
 		outbuf_printf(&o, "fugue pid %ld, %s%s, generation %u, %u of %u workers "
 		    "ready%s\n", (long)m->pid, phases[m->phase], duck, m->serving->id,
 		    workers_count(&m->sv.wt, m->serving->id, WS(W_READY)), m->serving->target,
-		    m->starting || m->check.pid ? ", reloading" : "");
+		    m->starting || m->pending || m->check.pid ? ", reloading" : "");
 		outbuf_printf(&o, "%-5s %-8s %-4s %-9s %-8s %-8s %s\n", "SLOT", "PID",
 		    "GEN", "STATE", "UPTIME", "RESTARTS", "LAST EXIT");
 		TAILQ_FOREACH(w, &m->sv.wt.list, link) {
