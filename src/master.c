@@ -685,6 +685,7 @@ master_free(struct master *m)
 	lsock_close_unused(&m->lsocks);
 	notify_dir_remove(m->notify_dir);
 	free(m->notify_dir);
+	free(m->answer);
 	if (m->devnull != -1)
 		close(m->devnull);
 	/* What a slow reader has not taken yet gets a second, then the

@@ -54,6 +54,11 @@ struct master {
 	ev_prepare	 later;		/* runs what waits for the current event */
 	struct upgrade_check check;	/* the new binary's check or trial */
 	struct hook	 hook;		/* the reload hook running */
+	char		*answer;	/* the outcome of the operation that
+					 * ended, for its clients once the hook
+					 * after it has ended; NULL none */
+	char		 answer_word[12];	/* "ok", "failed", "refused" */
+	unsigned	 answer_op;
 	const char	*self_path;	/* the binary to re-exec, absolute */
 	char	       **argv;		/* the arguments to re-exec with */
 	struct state	*adopt;		/* after an upgrade: what to take over */

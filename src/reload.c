@@ -6,6 +6,7 @@
  * (a queued operation, the exec) is left to the master's prepare watcher.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
@@ -66,8 +67,9 @@ op_done(struct master *m)
 }
 
 /* After an operation: c's exec_after_reload or exec_reload_failed, if
- * set. Nothing waits for it but the next operation. */
-static void
+ * set. Its result changes nothing; the next operation waits for it. True
+ * if it runs. */
+static bool
 hook_after(struct master *m, const struct config *c, enum hook_kind k,
     unsigned old_gen, unsigned new_gen, const char *result, const char *why)
 {
@@ -75,10 +77,52 @@ hook_after(struct master *m, const struct config *c, enum hook_kind k,
 	char err[512];
 
 	if (c->hook[k].argv.n == 0 || m->phase == M_STOPPING)
-		return;
+		return false;
 	if (hook_start(&m->hook, c, k, &v, m->pid, m->devnull, m->nofile,
-	    err, sizeof(err)) != 0)
-		log_error("%s: %s", op(m), err);
+	    err, sizeof(err)) == 0)
+		return true;
+	log_error("%s: %s", op(m), err);
+	return false;
+}
+
+/* The outcome, for the clients waiting for the operation that ends: now,
+ * or (hooked) once the hook that follows it has ended, so that a rolling
+ * deploy moves to the next host only once this one has rejoined. */
+static void __attribute__((format(printf, 4, 5)))
+answer(struct master *m, bool hooked, const char *word, const char *fmt,
+    ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	if (!hooked) {
+		control_outcome(&m->ctl, m->op_current, word, "%s", msg ? msg :
+		    "?");
+		free(msg);
+		return;
+	}
+	free(m->answer);
+	m->answer = msg ? msg : xstrdup("?");
+	snprintf(m->answer_word, sizeof(m->answer_word), "%s", word);
+	m->answer_op = m->op_current;
+}
+
+/* The hook after the operation ended: its clients get their answer, with
+ * what went wrong with the hook, if anything. */
+static void
+answer_now(struct master *m, const char *hook_failure)
+{
+	if (m->answer == NULL)
+		return;
+	control_outcome(&m->ctl, m->answer_op, m->answer_word, "%s%s%s",
+	    m->answer, hook_failure ? "; " : "", hook_failure ? hook_failure :
+	    "");
+	free(m->answer);
+	m->answer = NULL;
 }
 
 int
@@ -233,6 +277,7 @@ static void
 commit(struct master *m)
 {
 	struct generation *old = m->serving, *g = m->starting;
+	bool hooked;
 
 	ev_timer_stop(m->loop, &m->gen_timer);
 	m->holding = m->held = false;
@@ -255,9 +300,10 @@ commit(struct master *m)
 	    old->id);
 	notify_systemd("READY=1\nSTATUS=%u worker%s ready, generation %u",
 	    g->target, plural(g->target), g->id);
-	control_outcome(&m->ctl, m->op_current, "ok", "generation %u serving "
-	    "%u worker%s", g->id, g->target, plural(g->target));
-	hook_after(m, &g->cfg, HOOK_AFTER, old->id, g->id, "ok", NULL);
+	hooked = hook_after(m, &g->cfg, HOOK_AFTER, old->id, g->id, "ok",
+	    NULL);
+	answer(m, hooked, "ok", "generation %u serving %u worker%s", g->id,
+	    g->target, plural(g->target));
 	gens_reap(m);
 	op_done(m);
 }
@@ -300,6 +346,7 @@ void
 reload_rollback(struct master *m, const char *why)
 {
 	struct generation *g = m->starting;
+	bool hooked;
 
 	ev_timer_stop(m->loop, &m->gen_timer);
 	m->holding = m->held = false;
@@ -313,14 +360,15 @@ reload_rollback(struct master *m, const char *why)
 	for (size_t i = 0; i < g->nls; i++)
 		lsock_release(&m->lsocks, g->ls[i]);
 	g->nls = 0;
-	control_outcome(&m->ctl, m->op_current, "failed", "%s; generation %u "
-	    "keeps serving", why, m->serving->id);
+
 	/* READY=1 still, or systemd would stay "reloading". */
 	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
 	    "%u worker%s", m->serving->id, m->serving->target,
 	    plural(m->serving->target));
-	hook_after(m, &g->cfg, HOOK_FAILED, m->serving->id, g->id, "failed",
-	    why);
+	hooked = hook_after(m, &g->cfg, HOOK_FAILED, m->serving->id, g->id,
+	    "failed", why);
+	answer(m, hooked, "failed", "%s; generation %u keeps serving", why,
+	    m->serving->id);
 	gens_reap(m);
 	op_done(m);
 }
@@ -332,11 +380,13 @@ static void
 refused(struct master *m, const char *what, const char *why,
     const char *detail, const struct config *c, unsigned new_gen)
 {
+	bool hooked;
+
 	log_error("%s refused: %s; nothing changed", what, why);
 	notify_systemd("READY=1\nSTATUS=%s refused: %s", what, why);
-	control_outcome(&m->ctl, m->op_current, "refused", "%s",
-	    detail ? detail : why);
-	hook_after(m, c, HOOK_FAILED, m->serving->id, new_gen, "refused", why);
+	hooked = hook_after(m, c, HOOK_FAILED, m->serving->id, new_gen,
+	    "refused", why);
+	answer(m, hooked, "refused", "%s", detail ? detail : why);
 	op_done(m);
 }
 
@@ -506,6 +556,14 @@ reload_hook_ended(void *arg, enum hook_kind k, bool ok, const char *why)
 		return;
 	}
 	/* An after or failed hook: the operation it followed is over. */
+	if (ok)
+		answer_now(m, NULL);
+	else {
+		char failure[600];
+
+		snprintf(failure, sizeof(failure), "%s %s", hook_name(k), why);
+		answer_now(m, failure);
+	}
 	if (m->queued != OP_NONE)
 		later(m);
 }
@@ -516,6 +574,7 @@ reload_stop_hooks(struct master *m)
 	struct generation *g = m->pending;
 
 	hook_kill(&m->hook);
+	answer_now(m, NULL);
 	if (g == NULL)
 		return;
 	m->pending = NULL;
