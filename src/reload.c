@@ -6,9 +6,9 @@
  * (a queued operation, the exec) is left to the master's prepare watcher.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,7 +360,6 @@ reload_rollback(struct master *m, const char *why)
 	for (size_t i = 0; i < g->nls; i++)
 		lsock_release(&m->lsocks, g->ls[i]);
 	g->nls = 0;
-
 	/* READY=1 still, or systemd would stay "reloading". */
 	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
 	    "%u worker%s", m->serving->id, m->serving->target,

@@ -326,7 +326,7 @@ K8S_KEYS = {
                             "httpGet": {"path": None, "port": None},
                             "periodSeconds": None, "failureThreshold": None},
                         "volumeMounts": [{"name": None, "mountPath": None,
-                                          "readOnly": None}],
+                                          "subPath": None, "readOnly": None}],
                     }],
                     "volumes": [{"name": None, "configMap": {"name": None}}],
                 }}}},
