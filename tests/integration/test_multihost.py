@@ -281,11 +281,12 @@ def test_pid1_term_is_a_lame_duck_then_a_drain(t):
     t_drain = line_time(drain[0].group(0))
     t_exit = line_time(re.search(r"^.*fugue \(pid 1\) info: exiting with "
                                  r"status 0$", log, re.M).group(0))
-    # The log's clock has millisecond steps: a hair of slack.
-    check(t_drain - t_term >= delay - 0.01,
+    # The log's clock has millisecond steps, and the timer counts from
+    # the loop's time of the TERM, a little before its line: some slack.
+    check(t_drain - t_term >= delay - 0.05,
           "the drain began %.3fs after TERM, before stop_delay %.1fs"
           % (t_drain - t_term, delay))
-    check(t_exit - t_term <= delay + kill + 0.5,
+    check(t_exit - t_term <= delay + kill + 1.0,
           "fugue exited %.3fs after TERM; stop_delay + kill_timeout is %.1fs"
           % (t_exit - t_term, delay + kill))
     # Every request that ended before the drain began was answered.
