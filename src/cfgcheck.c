@@ -297,15 +297,22 @@ check_command(struct check *k)
 	const char *pathvar = getenv("PATH");
 	char *path = NULL;
 
-	if (c->argv.n == 0)
-		return;
 	for (size_t i = 0; i < c->env.n; i++)
 		if (strncmp(c->env.v[i], "PATH=", 5) == 0)
 			pathvar = c->env.v[i] + 5;
-	if (spawn_command_path(c, pathvar, &path) == -1)
+	if (c->argv.n > 0 && spawn_command_path(c, pathvar, &path) == -1)
 		fail(k, EX_UNAVAIL_, "command", "%s: %s", c->argv.v[0],
 		    strerror(errno));
 	free(path);
+	/* The reload hooks are found the same way (as the workers run). */
+	for (int i = 0; i < HOOK_N; i++) {
+		path = NULL;
+		if (c->hook[i].argv.n > 0 && spawn_hook_path(c, i, pathvar,
+		    &path) == -1)
+			fail(k, EX_UNAVAIL_, hook_name(i), "%s: %s",
+			    c->hook[i].argv.v[0], strerror(errno));
+		free(path);
+	}
 }
 
 static void

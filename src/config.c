@@ -364,6 +364,32 @@ set_command(struct config *c, const struct key *k, const char *v,
 	return 0;
 }
 
+/* A reload hook: split as command is; run later, without a shell. */
+static int
+set_hook(struct config *c, const struct key *k, const char *v, char *err,
+    size_t len)
+{
+	struct hookcmd *h = FIELD(c, k, struct hookcmd);
+	struct strvec words = { NULL, 0 };
+
+	if (split_command(v, &words, err, len) == -1)
+		return -1;
+	free(h->text);
+	h->text = xstrdup(v);
+	strvec_clear(&h->argv);
+	h->argv = words;
+	return 0;
+}
+
+const char *
+hook_name(enum hook_kind k)
+{
+	static const char *const names[HOOK_N] = { "exec_before_reload",
+	    "exec_after_reload", "exec_reload_failed" };
+
+	return (unsigned)k < HOOK_N ? names[k] : "?";
+}
+
 static int
 set_user(struct config *c, const struct key *k, const char *v, char *err,
     size_t len)
@@ -527,6 +553,10 @@ static const struct key keys[] = {
 	{ M, "control_socket",	set_path, F(control_socket), 0, 0, false },
 	{ M, "runtime_dir",	set_path, F(runtime_dir), 0, 0, false },
 	{ M, "subreaper",	set_subreaper, 0, 0, 0, false },
+	{ M, "exec_before_reload", set_hook, F(hook[HOOK_BEFORE]), 0, 0, false },
+	{ M, "exec_after_reload", set_hook, F(hook[HOOK_AFTER]), 0, 0, false },
+	{ M, "exec_reload_failed", set_hook, F(hook[HOOK_FAILED]), 0, 0, false },
+	{ M, "hook_timeout",	set_duration, F(hook_timeout_ms), 1, 0, false },
 	{ L, "address",		set_address, 0, 0, 0, true },
 	{ L, "backlog",		set_int, F(backlog), 1, 65535, false },
 	{ L, "blocking",	set_bool, F(blocking), 0, 0, false },
@@ -550,6 +580,7 @@ static const struct key keys[] = {
 	{ W, "stop_signal",	set_signal, F(stop_signal), 0, 0, false },
 	{ W, "kill_timeout",	set_duration, F(kill_timeout_ms), 0, 0, false },
 	{ W, "kill_mode",	set_kill_mode, 0, 0, 0, false },
+	{ W, "stop_delay",	set_duration, F(stop_delay_ms), 0, 0, false },
 	{ W, "ready",		set_ready, 0, 0, 0, false },
 	{ W, "ready_timeout",	set_duration, F(ready_timeout_ms), 1, 0, false },
 	{ W, "ready_hold",	set_duration, F(ready_hold_ms), 0, 0, false },
@@ -814,6 +845,7 @@ config_init(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->log_level = LVL_INFO;
 	c->subreaper = SUBREAPER_AUTO;
+	c->hook_timeout_ms = 30 * 1000;
 	c->backlog = 1024;
 	c->socket_mode = -1;
 	c->socket_uid = (uid_t)-1;
@@ -844,6 +876,10 @@ config_free(struct config *c)
 	free(c->master_log_file);
 	free(c->control_socket);
 	free(c->runtime_dir);
+	for (int i = 0; i < HOOK_N; i++) {
+		free(c->hook[i].text);
+		strvec_clear(&c->hook[i].argv);
+	}
 	free(c->listen);
 	free(c->socket_owner);
 	free(c->command);

@@ -16,6 +16,10 @@ enum subreaper_mode { SUBREAPER_AUTO, SUBREAPER_NO, SUBREAPER_YES };
  * mixed: the stop signal to the worker process, SIGKILL to its group;
  * group: both to the group; process: both to the process alone. */
 enum kill_mode { KILL_MIXED, KILL_GROUP, KILL_PROCESS };
+/* The reload hooks of [master], in this order: exec_before_reload,
+ * exec_after_reload, exec_reload_failed. */
+enum hook_kind { HOOK_BEFORE, HOOK_AFTER, HOOK_FAILED };
+#define HOOK_N	3
 
 #define ADDRESS_TEXT_MAX	160
 #define CONFIG_LISTEN_MAX	256	/* addresses: what LISTEN_FDS passes */
@@ -42,6 +46,11 @@ struct config {
 	char		*control_socket;
 	char		*runtime_dir;	/* NULL: $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, /tmp */
 	int		 subreaper;	/* enum subreaper_mode, default AUTO */
+	struct hookcmd {
+		char		*text;	/* as written, NULL: none */
+		struct strvec	 argv;	/* split as command is */
+	}		 hook[HOOK_N];	/* by enum hook_kind */
+	int64_t		 hook_timeout_ms;	/* default 30 s */
 
 	/* [listen] */
 	struct address	*listen;
@@ -77,6 +86,8 @@ struct config {
 	int		 stop_signal;	/* default SIGTERM */
 	int		 kill_mode;	/* enum kill_mode, default KILL_MIXED */
 	int64_t		 kill_timeout_ms;	/* default 30 s */
+	int64_t		 stop_delay_ms;	/* TERM, QUIT: serve on this long
+					 * (lame duck) before draining; 0 */
 	bool		 ready_notify;	/* ready = notify or fd: sd_notify lines */
 	bool		 ready_pipe;	/* ready = fd: on a pipe, not a socket */
 	int64_t		 ready_ms;	/* ready = <duration>, default 1 s */
@@ -182,6 +193,9 @@ int	split_command(const char *s, struct strvec *out, char *err, size_t len);
 /* p made absolute against the current directory, "." and "//" dropped;
  * NULL with err when there is no current directory. */
 char	*path_absolute(const char *p, char *err, size_t len);
+
+/* "exec_before_reload", "exec_after_reload", "exec_reload_failed". */
+const char *hook_name(enum hook_kind);
 
 /* Format a duration back ("1.5s", "250ms", "30s"), for logs. */
 void	format_duration(int64_t ms, char *buf, size_t len);

@@ -91,6 +91,8 @@ handover_build(struct master *m, struct state *s)
 	TAILQ_FOREACH(w, &m->sv.wt.list, link)
 		build_worker(m, w, &s->ws[s->nws++], now);
 	for (struct logpipe *lp = m->sink.pipes; lp; lp = lp->next) {
+		if (lp->name)
+			continue;	/* a hook's: never across an exec */
 		s->ps = xrealloc(s->ps, (s->nps + 1) * sizeof(*s->ps));
 		s->ps[s->nps].fd = lp->io.fd;
 		s->ps[s->nps].slot = lp->slot;

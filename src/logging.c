@@ -272,8 +272,12 @@ logpipe_prefix(const struct logpipe *lp, char *buf, size_t len)
 	if (lp->sink->raw)
 		return 0;
 	log_timestamp(ts, sizeof(ts));
-	n = snprintf(buf, len, "%s worker %u (pid %ld): ", ts, lp->slot,
-	    (long)lp->pid);
+	if (lp->name)
+		n = snprintf(buf, len, "%s %s (pid %ld): ", ts, lp->name,
+		    (long)lp->pid);
+	else
+		n = snprintf(buf, len, "%s worker %u (pid %ld): ", ts,
+		    lp->slot, (long)lp->pid);
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
@@ -318,6 +322,7 @@ logpipe_free(struct logpipe *lp)
 	ev_io_stop(s->loop, &lp->io);
 	close(lp->io.fd);
 	linebuf_free(&lp->lb);
+	free(lp->name);
 	if (lp->owner)
 		*lp->owner = NULL;
 	lp->last = NULL;

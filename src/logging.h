@@ -76,6 +76,8 @@ struct logpipe {
 	struct linebuf	 lb;
 	unsigned	 slot;
 	pid_t		 pid;
+	char		*name;		/* the prefix's "hook NAME" instead of
+					 * "worker SLOT" (malloc'd), or NULL */
 	void		**owner;	/* cleared when the pipe ends */
 	char		*last;		/* the owner's copy of the last line
 					 * read (lastsz bytes), or NULL */

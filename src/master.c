@@ -118,23 +118,15 @@ stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		}
 }
 
+/* The drain of a stop: stop_signal to every worker, SIGKILL at the
+ * deadline (kill_timeout, or 1 s for a quick stop). */
 static void
-master_stop(struct master *m, bool quick)
+master_drain(struct master *m, bool quick)
 {
 	struct worker *w, *next;
 
-	if (m->phase == M_STOPPING) {
-		log_info("second stop signal: killing the workers now");
-		sv_kill_all(&m->sv);
-		return;
-	}
-	m->phase = M_STOPPING;
-	lsock_exiting(&m->lsocks);	/* the fd store keeps them */
-	ev_timer_stop(m->loop, &m->gen_timer);
-	recycle_stop(m);
-	upgrade_check_end(&m->check);
-	m->exec_due = false;
-	notify_systemd("STOPPING=1");
+	m->lame_duck = false;
+	ev_timer_stop(m->loop, &m->stop_timer);
 	log_info("stopping %u worker%s (%s)", live(m), plural(live(m)),
 	    quick ? "quick" :
 	    "graceful");
@@ -149,6 +141,76 @@ master_stop(struct master *m, bool quick)
 	ev_timer_start(m->loop, &m->stop_timer);
 	if (live(m) == 0)
 		master_finish(m);
+}
+
+static void
+stop_delay_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = t->data;
+
+	(void)loop;
+	(void)revents;
+	notify_systemd("STATUS=stopping: draining %u worker%s", live(m),
+	    plural(live(m)));
+	master_drain(m, false);
+}
+
+/* A graceful stop of a running fugue with stop_delay: the lame duck.
+ * Everything says "stopping" at once (systemd's STATUS, `fugue status`),
+ * while the workers go on serving (and crashed ones are replaced) until
+ * the load balancer has taken this host out; then the drain. */
+static void
+master_lame_duck(struct master *m)
+{
+	const struct config *c = &m->serving->cfg;
+	char d[32];
+
+	format_duration(c->stop_delay_ms, d, sizeof(d));
+	m->lame_duck = true;
+	/* A reload under way will not serve: its workers go now. */
+	if (m->starting)
+		reload_rollback(m, "fugue is stopping");
+	notify_systemd("STOPPING=1\nSTATUS=stopping: serving for stop_delay "
+	    "%s, then draining %u worker%s", d, live(m), plural(live(m)));
+	log_info("stopping: serving for stop_delay %s before draining %u "
+	    "worker%s", d, live(m), plural(live(m)));
+	ev_timer_init(&m->stop_timer, stop_delay_cb, c->stop_delay_ms /
+	    1000.0, 0);
+	m->stop_timer.data = m;
+	ev_timer_start(m->loop, &m->stop_timer);
+}
+
+static void
+master_stop(struct master *m, bool quick)
+{
+	bool wait = !quick && m->phase == M_RUNNING &&
+	    m->serving->cfg.stop_delay_ms > 0;
+
+	if (m->phase == M_STOPPING && m->lame_duck) {
+		log_info("second stop signal: draining now");
+		notify_systemd("STATUS=stopping: draining %u worker%s",
+		    live(m), plural(live(m)));
+		master_drain(m, quick);
+		return;
+	}
+	if (m->phase == M_STOPPING) {
+		log_info("second stop signal: killing the workers now");
+		sv_kill_all(&m->sv);
+		return;
+	}
+	m->phase = M_STOPPING;
+	lsock_exiting(&m->lsocks);	/* the fd store keeps them */
+	ev_timer_stop(m->loop, &m->gen_timer);
+	recycle_stop(m);
+	upgrade_check_end(&m->check);
+	reload_stop_hooks(m);
+	m->exec_due = false;
+	if (wait) {
+		master_lame_duck(m);
+		return;
+	}
+	notify_systemd("STOPPING=1");
+	master_drain(m, quick);
 }
 
 static void
@@ -187,8 +249,10 @@ wants_back(const struct master *m, const struct worker *w)
 {
 	const struct generation *g = w->g;
 
-	if (m->phase == M_STOPPING || g != m->serving || w->slot >= g->target ||
-	    w->retiring)	/* its successor has the slot */
+	/* A lame duck still serves: its workers come back. */
+	if ((m->phase == M_STOPPING && !m->lame_duck) || g != m->serving ||
+	    w->slot >= g->target || w->retiring)	/* retiring: its successor
+							 * has the slot */
 		return false;
 	if (w->state != W_DRAINING)
 		return true;
@@ -280,6 +344,8 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	(void)revents;
 	if (c->rpid == m->check.pid && m->check.pid)
 		upgrade_checked(m, c->rstatus);
+	else if (hook_reaped(&m->hook, c->rpid, c->rstatus))
+		;	/* reported to reload_hook_ended */
 	else if ((w = workers_find_pid(&m->sv.wt, c->rpid)) != NULL) {
 		sv_exited(&m->sv, w, c->rstatus, wants_back(m, w));
 		if (m->starting)	/* room for a rolling reload's batch */
@@ -288,7 +354,7 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	else	/* an orphan reaped as a subreaper (or PID 1) */
 		log_debug("reaped pid %ld", (long)c->rpid);
 	gens_reap(m);
-	if (m->phase == M_STOPPING && live(m) == 0)
+	if (m->phase == M_STOPPING && !m->lame_duck && live(m) == 0)
 		master_finish(m);
 }
 
@@ -597,6 +663,7 @@ master_run(struct master *m)
 	ev_prepare_init(&m->later, later_cb);
 	m->later.data = m;
 	sv_init(&m->sv, m->loop, &m->sink, on_worker, m);
+	hook_init(&m->hook, m->loop, &m->sink, reload_hook_ended, m);
 	logsink_start(&m->sink, m->loop);
 
 	if ((c->subreaper == SUBREAPER_YES ||
@@ -633,6 +700,7 @@ master_free(struct master *m)
 	lsock_close_unused(&m->lsocks);
 	notify_dir_remove(m->notify_dir);
 	free(m->notify_dir);
+	free(m->answer);
 	if (m->devnull != -1)
 		close(m->devnull);
 	/* What a slow reader has not taken yet gets a second, then the

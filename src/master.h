@@ -10,6 +10,7 @@
 #include "config.h"
 #include "control.h"
 #include "gen.h"
+#include "hook.h"
 #include "logging.h"
 #include "supervise.h"
 #include "upgrade.h"
@@ -39,10 +40,13 @@ struct master {
 	ev_timer	 recycle_timer;	/* the next worker due for max_lifetime */
 	ev_timer	 memory_timer;	/* every memory_interval, with max_memory */
 	unsigned long	 recycles;	/* workers replaced, for status */
+	bool		 lame_duck;	/* stopping, but serving for stop_delay */
 
 	struct gen_list	 gens;		/* every generation alive, oldest first */
 	struct generation *serving;
 	struct generation *starting;	/* a reload's, until commit or rollback */
+	struct generation *pending;	/* a reload's, waiting for its
+					 * exec_before_reload */
 	struct lsock_list lsocks;	/* every listener, reference-counted */
 	unsigned	 last_gen;
 	char		*notify_dir;	/* the workers' notify sockets */
@@ -52,6 +56,12 @@ struct master {
 	bool		 exec_due;	/* the upgrade's exec, when the loop is idle */
 	ev_prepare	 later;		/* runs what waits for the current event */
 	struct upgrade_check check;	/* the new binary's check or trial */
+	struct hook	 hook;		/* the reload hook running */
+	char		*answer;	/* the outcome of the operation that
+					 * ended, for its clients once the hook
+					 * after it has ended; NULL none */
+	char		 answer_word[12];	/* "ok", "failed", "refused" */
+	unsigned	 answer_op;
 	const char	*self_path;	/* the binary to re-exec, absolute */
 	char	       **argv;		/* the arguments to re-exec with */
 	struct state	*adopt;		/* after an upgrade: what to take over */
@@ -79,7 +89,8 @@ struct master {
 	bool		 held;		/* the ready_hold passed */
 	unsigned	 roll_to;	/* the count the reload ends with */
 	unsigned	 roll_from;	/* the old generation's, for a rollback */
-	ev_timer	 stop_timer;	/* kill deadline of a stop */
+	ev_timer	 stop_timer;	/* end of stop_delay, then the kill
+					 * deadline of a stop */
 	ev_timer	 watchdog;	/* systemd's, at half its interval */
 };
 
@@ -106,6 +117,11 @@ void	upgrade_checked(struct master *, int status);
 /* The upgrade's exec: every event of this iteration has been handled. */
 void	upgrade_exec_now(struct master *);
 void	reload_rollback(struct master *, const char *why);
+/* The hook's report (hook_report_fn): a reload waiting for it goes on or
+ * is refused; an operation waiting for it may start. */
+void	reload_hook_ended(void *arg, enum hook_kind, bool ok, const char *why);
+/* fugue stops: the hook is killed, a reload waiting for it dropped. */
+void	reload_stop_hooks(struct master *);
 /* A worker of the first or a starting generation became ready. */
 void	reload_check(struct master *);
 /* Arm the deadline of the generation starting (ready_timeout). */

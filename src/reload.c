@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +33,10 @@ same(const char *a, const char *b)
 bool
 master_busy(const struct master *m)
 {
-	return m->phase == M_STARTING || m->starting || m->check.pid ||
-	    m->exec_due;
+	/* A hook running counts: the next operation's hooks never overlap
+	 * the last one's (a host leaving a load balancer while it rejoins). */
+	return m->phase == M_STARTING || m->starting || m->pending ||
+	    m->check.pid || m->hook.pid || m->exec_due;
 }
 
 /* Run what was queued once the current event is handled. */
@@ -61,6 +64,65 @@ op_done(struct master *m)
 	m->upgrading = false;
 	if (m->queued != OP_NONE)
 		later(m);
+}
+
+/* After an operation: c's exec_after_reload or exec_reload_failed, if
+ * set. Its result changes nothing; the next operation waits for it. True
+ * if it runs. */
+static bool
+hook_after(struct master *m, const struct config *c, enum hook_kind k,
+    unsigned old_gen, unsigned new_gen, const char *result, const char *why)
+{
+	struct hook_vars v = { old_gen, new_gen, result, why };
+	char err[512];
+
+	if (c->hook[k].argv.n == 0 || m->phase == M_STOPPING)
+		return false;
+	if (hook_start(&m->hook, c, k, &v, m->pid, m->devnull, m->nofile,
+	    err, sizeof(err)) == 0)
+		return true;
+	log_error("%s: %s", op(m), err);
+	return false;
+}
+
+/* The outcome, for the clients waiting for the operation that ends: now,
+ * or (hooked) once the hook that follows it has ended, so that a rolling
+ * deploy moves to the next host only once this one has rejoined. */
+static void __attribute__((format(printf, 4, 5)))
+answer(struct master *m, bool hooked, const char *word, const char *fmt,
+    ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	if (!hooked) {
+		control_outcome(&m->ctl, m->op_current, word, "%s", msg ? msg :
+		    "?");
+		free(msg);
+		return;
+	}
+	free(m->answer);
+	m->answer = msg ? msg : xstrdup("?");
+	snprintf(m->answer_word, sizeof(m->answer_word), "%s", word);
+	m->answer_op = m->op_current;
+}
+
+/* The hook after the operation ended: its clients get their answer, with
+ * what went wrong with the hook, if anything. */
+static void
+answer_now(struct master *m, const char *hook_failure)
+{
+	if (m->answer == NULL)
+		return;
+	control_outcome(&m->ctl, m->answer_op, m->answer_word, "%s%s%s",
+	    m->answer, hook_failure ? "; " : "", hook_failure ? hook_failure :
+	    "");
+	free(m->answer);
+	m->answer = NULL;
 }
 
 int
@@ -221,6 +283,7 @@ static void
 commit(struct master *m)
 {
 	struct generation *old = m->serving, *g = m->starting;
+	bool hooked;
 
 	ev_timer_stop(m->loop, &m->gen_timer);
 	m->holding = m->held = false;
@@ -243,8 +306,10 @@ commit(struct master *m)
 	    old->id);
 	notify_systemd("READY=1\nSTATUS=%u worker%s ready, generation %u",
 	    g->target, plural(g->target), g->id);
-	control_outcome(&m->ctl, m->op_current, "ok", "generation %u serving "
-	    "%u worker%s", g->id, g->target, plural(g->target));
+	hooked = hook_after(m, &g->cfg, HOOK_AFTER, old->id, g->id, "ok",
+	    NULL);
+	answer(m, hooked, "ok", "generation %u serving %u worker%s", g->id,
+	    g->target, plural(g->target));
 	gens_reap(m);
 	recycle_config(m);
 	op_done(m);
@@ -366,6 +431,7 @@ void
 reload_rollback(struct master *m, const char *why)
 {
 	struct generation *g = m->starting;
+	bool hooked;
 
 	ev_timer_stop(m->loop, &m->gen_timer);
 	m->holding = m->held = false;
@@ -382,27 +448,45 @@ reload_rollback(struct master *m, const char *why)
 	for (size_t i = 0; i < g->nls; i++)
 		lsock_release(&m->lsocks, g->ls[i]);
 	g->nls = 0;
-	control_outcome(&m->ctl, m->op_current, "failed", "%s; generation %u "
-	    "keeps serving", why, m->serving->id);
 	/* READY=1 still, or systemd would stay "reloading". */
 	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
 	    "%u worker%s", m->serving->id, m->serving->target,
 	    plural(m->serving->target));
+	hooked = hook_after(m, &g->cfg, HOOK_FAILED, m->serving->id, g->id,
+	    "failed", why);
+	answer(m, hooked, "failed", "%s; generation %u keeps serving", why,
+	    m->serving->id);
 	gens_reap(m);
 	recycle_check(m);
 	op_done(m);
 }
 
-/* A reload or upgrade that could not start: nothing changed. */
+/* A reload or upgrade that could not start: nothing changed. c: the
+ * configuration whose exec_reload_failed runs (the new one, if it could
+ * be read); new_gen: the generation it would have started. */
 static void
 refused(struct master *m, const char *what, const char *why,
-    const char *detail)
+    const char *detail, const struct config *c, unsigned new_gen)
 {
+	bool hooked;
+
 	log_error("%s refused: %s; nothing changed", what, why);
 	notify_systemd("READY=1\nSTATUS=%s refused: %s", what, why);
-	control_outcome(&m->ctl, m->op_current, "refused", "%s",
-	    detail ? detail : why);
+	hooked = hook_after(m, c, HOOK_FAILED, m->serving->id, new_gen,
+	    "refused", why);
+	answer(m, hooked, "refused", "%s", detail ? detail : why);
 	op_done(m);
+}
+
+/* A generation prepared but never started goes, and its number with it. */
+static void
+discard(struct master *m, struct generation *g)
+{
+	if (g->notify_fd != -1)
+		ev_io_stop(m->loop, &g->notify_io);
+	if (m->last_gen == g->id)
+		m->last_gen--;
+	gen_free(g, &m->lsocks);
 }
 
 /* What the master itself holds (its pid file lock, control socket, notify
@@ -458,7 +542,8 @@ prepare(struct master *m)
 		    errs.n ? errs.v[0] : "?");
 		errlist_free(&errs);
 		config_free(&c);
-		refused(m, op(m), err, detail);
+		refused(m, op(m), err, detail, &m->serving->cfg,
+		    m->last_gen + 1);
 		return NULL;
 	}
 	errlist_free(&errs);
@@ -467,37 +552,18 @@ prepare(struct master *m)
 	if (gen_bind(g, &m->lsocks, err, sizeof(err)) != 0 ||
 	    gen_notify_start(m, g, err, sizeof(err)) != 0 ||
 	    gen_plan(g, m->pid, m->devnull, m->nofile, err, sizeof(err)) != 0) {
-		if (g->notify_fd != -1)
-			ev_io_stop(m->loop, &g->notify_io);
-		gen_free(g, &m->lsocks);
-		refused(m, op(m), err, NULL);
+		refused(m, op(m), err, NULL, &g->cfg, g->id);
+		discard(m, g);
 		return NULL;
 	}
 	m->last_gen = g->id;
 	return g;
 }
 
-/* HUP: a new generation with the re-read configuration; the old one is
- * drained only once the new one is ready (commit), or stays if it never
- * is (reload_rollback). */
-void
-reload_begin(struct master *m)
+/* The prepared generation's workers start. */
+static void
+reload_start(struct master *m, struct generation *g)
 {
-	struct generation *g;
-
-	if (m->phase == M_STOPPING)
-		return;
-	if (master_busy(m)) {
-		enqueue(m, OP_RELOAD);
-		return;
-	}
-	if (!m->upgrading) {
-		m->op_current = ++m->op_seq;
-		notify_systemd_reloading();	/* an upgrade did, before */
-	}
-	log_info("%s: reading the configuration", op(m));
-	if ((g = prepare(m)) == NULL)
-		return;
 	/* The runtime count (TTIN/TTOU) survives unless count changed. */
 	if (g->cfg.count == m->serving->cfg.count)
 		g->target = m->serving->target;
@@ -520,6 +586,101 @@ reload_begin(struct master *m)
 	reload_check(m);
 }
 
+/* A hook refused the reload of g, which never started. */
+static void
+hook_refused(struct master *m, struct generation *g, const char *why)
+{
+	char err[600];
+
+	snprintf(err, sizeof(err), "%s %s", hook_name(HOOK_BEFORE), why);
+	refused(m, op(m), err, NULL, &g->cfg, g->id);
+	discard(m, g);
+}
+
+/* HUP: a new generation with the re-read configuration, once its
+ * exec_before_reload (if any) succeeded; the old one is drained only once
+ * the new one is ready (commit), or stays if it never is
+ * (reload_rollback). */
+void
+reload_begin(struct master *m)
+{
+	struct hook_vars v = { 0, 0, NULL, NULL };
+	struct generation *g;
+	char err[512];
+
+	if (m->phase == M_STOPPING)
+		return;
+	if (master_busy(m)) {
+		enqueue(m, OP_RELOAD);
+		return;
+	}
+	if (!m->upgrading) {
+		m->op_current = ++m->op_seq;
+		notify_systemd_reloading();	/* an upgrade did, before */
+	}
+	log_info("%s: reading the configuration", op(m));
+	if ((g = prepare(m)) == NULL)
+		return;
+	if (g->cfg.hook[HOOK_BEFORE].argv.n == 0) {
+		reload_start(m, g);
+		return;
+	}
+	/* The master serves on meanwhile; what is asked for waits. */
+	v.old_gen = m->serving->id;
+	v.new_gen = g->id;
+	if (hook_start(&m->hook, &g->cfg, HOOK_BEFORE, &v, m->pid,
+	    m->devnull, m->nofile, err, sizeof(err)) != 0) {
+		refused(m, op(m), err, NULL, &g->cfg, g->id);
+		discard(m, g);
+		return;
+	}
+	m->pending = g;
+}
+
+void
+reload_hook_ended(void *arg, enum hook_kind k, bool ok, const char *why)
+{
+	struct master *m = arg;
+	struct generation *g = m->pending;
+
+	if (k == HOOK_BEFORE && g != NULL) {
+		m->pending = NULL;
+		if (ok)
+			reload_start(m, g);
+		else
+			hook_refused(m, g, why);
+		return;
+	}
+	/* An after or failed hook: the operation it followed is over. */
+	if (ok)
+		answer_now(m, NULL);
+	else {
+		char failure[600];
+
+		snprintf(failure, sizeof(failure), "%s %s", hook_name(k), why);
+		answer_now(m, failure);
+	}
+	if (m->queued != OP_NONE)
+		later(m);
+}
+
+void
+reload_stop_hooks(struct master *m)
+{
+	struct generation *g = m->pending;
+
+	hook_kill(&m->hook);
+	answer_now(m, NULL);
+	if (g == NULL)
+		return;
+	m->pending = NULL;
+	log_info("%s: dropped before it started: fugue is stopping", op(m));
+	control_outcome(&m->ctl, m->op_current, "refused", "fugue is "
+	    "stopping");
+	discard(m, g);
+	m->upgrading = false;
+}
+
 /* ---- upgrade ---- */
 
 static void
@@ -529,7 +690,7 @@ upgrade_refused(struct master *m, const char *why)
 
 	snprintf(detail, sizeof(detail), "%s; nothing changed", why);
 	upgrade_check_end(&m->check);
-	refused(m, "upgrade", why, detail);
+	refused(m, "upgrade", why, detail, &m->serving->cfg, m->last_gen + 1);
 }
 
 /* The trial run: the new binary started the way the exec will start it,

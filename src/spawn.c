@@ -90,20 +90,17 @@ spawn_resolve(const char *cmd, const char *pathvar, char **out)
 	return -1;
 }
 
-int
-spawn_command_path(const struct config *c, const char *pathvar, char **out)
+/* argv0 found on pathvar, or relative to working_dir when it holds a '/'. */
+static int
+command_path(const char *argv0, const char *working_dir, const char *pathvar,
+    char **out)
 {
 	char *cmd = NULL;
 	int r, e;
 
-	if (c->argv.n == 0) {
-		errno = ENOENT;
-		return -1;
-	}
-	if (c->argv.v[0][0] != '/' && strchr(c->argv.v[0], '/') &&
-	    c->working_dir)
-		cmd = xprintf("%s/%s", c->working_dir, c->argv.v[0]);
-	r = spawn_resolve(cmd ? cmd : c->argv.v[0], pathvar, out);
+	if (argv0[0] != '/' && strchr(argv0, '/') && working_dir)
+		cmd = xprintf("%s/%s", working_dir, argv0);
+	r = spawn_resolve(cmd ? cmd : argv0, pathvar, out);
 	e = errno;
 	free(cmd);
 	errno = e;
@@ -111,27 +108,33 @@ spawn_command_path(const struct config *c, const char *pathvar, char **out)
 }
 
 int
-spawn_plan_build(struct spawn_plan *p, const struct config *c,
-    char **environ_, const int *fds, int nfds, const char *fdnames,
-    unsigned gen, pid_t master, const char *notify_path, char *err,
-    size_t len)
+spawn_command_path(const struct config *c, const char *pathvar, char **out)
 {
-	const char *pathvar = NULL;
-
-	memset(p, 0, sizeof(*p));
-	p->devnull = -1;
-	if (nfds > MAX_LISTENERS) {
-		snprintf(err, len, "too many listeners (%d, at most %d)", nfds,
-		    MAX_LISTENERS);
-		return -1;
-	}
 	if (c->argv.n == 0) {
-		snprintf(err, len, "no command");
+		errno = ENOENT;
 		return -1;
 	}
+	return command_path(c->argv.v[0], c->working_dir, pathvar, out);
+}
 
-	/* The environment: fugue's (or none), minus what is fugue's own,
-	 * minus what env= lines override, plus env= lines, plus ours. */
+int
+spawn_hook_path(const struct config *c, enum hook_kind k,
+    const char *pathvar, char **out)
+{
+	if (c->hook[k].argv.n == 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	return command_path(c->hook[k].argv.v[0], c->working_dir, pathvar,
+	    out);
+}
+
+/* The environment every process run as the workers get: fugue's (or
+ * none), minus what is fugue's own, minus what env= lines override, plus
+ * env= lines, plus the user's names. */
+static void
+plan_env_base(struct spawn_plan *p, const struct config *c, char **environ_)
+{
 	if (!c->clear_env && environ_)
 		for (char **e = environ_; *e; e++)
 			if (!spawn_env_private(*e) && !env_named(&c->env, *e) &&
@@ -150,6 +153,59 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 			strvec_push_owned(&p->envp, xprintf("HOME=%s",
 			    c->user_home));
 	}
+}
+
+/* The PATH of the environment built so far, or NULL. */
+static const char *
+plan_pathvar(const struct spawn_plan *p)
+{
+	const char *pathvar = NULL;
+
+	for (size_t i = 0; i < p->envp.n; i++)
+		if (strncmp(p->envp.v[i], "PATH=", 5) == 0)
+			pathvar = p->envp.v[i] + 5;
+	return pathvar;
+}
+
+/* Who the child becomes and where it runs: the workers' user, group,
+ * working_dir, umask and parent-death signal. */
+static void
+plan_creds(struct spawn_plan *p, const struct config *c, pid_t master)
+{
+	p->set_creds = c->user != NULL || c->group != NULL;
+	p->uid = c->user ? c->uid : (uid_t)-1;
+	p->gid = c->gid;
+	p->groups = c->groups;
+	p->ngroups = c->ngroups;
+	/* With group alone, root still sheds its own supplementary groups. */
+	p->set_groups = p->set_creds && c->ngroups > 0 &&
+	    (c->user != NULL || geteuid() == 0);
+	p->working_dir = c->working_dir;
+	p->umask = c->umask;
+	p->death_signal = c->master_death_signal;
+	p->nofile = -1;
+	p->master_pid = master;
+}
+
+int
+spawn_plan_build(struct spawn_plan *p, const struct config *c,
+    char **environ_, const int *fds, int nfds, const char *fdnames,
+    unsigned gen, pid_t master, const char *notify_path, char *err,
+    size_t len)
+{
+	memset(p, 0, sizeof(*p));
+	p->devnull = -1;
+	if (nfds > MAX_LISTENERS) {
+		snprintf(err, len, "too many listeners (%d, at most %d)", nfds,
+		    MAX_LISTENERS);
+		return -1;
+	}
+	if (c->argv.n == 0) {
+		snprintf(err, len, "no command");
+		return -1;
+	}
+
+	plan_env_base(p, c, environ_);
 	strvec_push_owned(&p->envp, xprintf("LISTEN_FDS=%d", nfds));
 	strvec_push_owned(&p->envp, xprintf("LISTEN_FDNAMES=%s", fdnames));
 	strvec_push_owned(&p->envp, xprintf("FUGUE_GENERATION=%u", gen));
@@ -176,10 +232,7 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	strvec_push_owned(&p->envp, p->env_pid);
 
 	/* The command: found on the workers' PATH, relative to working_dir. */
-	for (size_t i = 0; i < p->envp.n; i++)
-		if (strncmp(p->envp.v[i], "PATH=", 5) == 0)
-			pathvar = p->envp.v[i] + 5;
-	if (spawn_command_path(c, pathvar, &p->path) == -1) {
+	if (spawn_command_path(c, plan_pathvar(p), &p->path) == -1) {
 		snprintf(err, len, "command %s: %s", c->argv.v[0],
 		    strerror(errno));
 		spawn_plan_free(p);
@@ -191,19 +244,37 @@ spawn_plan_build(struct spawn_plan *p, const struct config *c,
 	p->nfds = nfds;
 	p->ready_fd = -1;
 	p->blocking = c->blocking;
-	p->set_creds = c->user != NULL || c->group != NULL;
-	p->uid = c->user ? c->uid : (uid_t)-1;
-	p->gid = c->gid;
-	p->groups = c->groups;
-	p->ngroups = c->ngroups;
-	/* With group alone, root still sheds its own supplementary groups. */
-	p->set_groups = p->set_creds && c->ngroups > 0 &&
-	    (c->user != NULL || geteuid() == 0);
-	p->working_dir = c->working_dir;
-	p->umask = c->umask;
-	p->death_signal = c->master_death_signal;
-	p->nofile = -1;
-	p->master_pid = master;
+	plan_creds(p, c, master);
+	return 0;
+}
+
+int
+spawn_plan_hook(struct spawn_plan *p, const struct config *c,
+    enum hook_kind k, char **environ_, const struct strvec *vars,
+    pid_t master, char *err, size_t len)
+{
+	const struct strvec *argv = &c->hook[k].argv;
+
+	memset(p, 0, sizeof(*p));
+	p->devnull = -1;
+	p->ready_fd = -1;
+	if (argv->n == 0) {
+		snprintf(err, len, "%s: no command", hook_name(k));
+		return -1;
+	}
+	plan_env_base(p, c, environ_);
+	strvec_push_owned(&p->envp, xprintf("FUGUE_MASTER_PID=%ld",
+	    (long)master));
+	for (size_t i = 0; i < vars->n; i++)
+		strvec_push(&p->envp, vars->v[i]);
+	if (spawn_hook_path(c, k, plan_pathvar(p), &p->path) == -1) {
+		snprintf(err, len, "%s: %s: %s", hook_name(k), argv->v[0],
+		    strerror(errno));
+		spawn_plan_free(p);
+		return -1;
+	}
+	strvec_copy(&p->argv, argv);
+	plan_creds(p, c, master);
 	return 0;
 }
 
@@ -360,8 +431,9 @@ child_exec(struct spawn_plan *p, int out_fd, int err_fd, int errpipe)
 	if (p->umask >= 0)
 		umask(p->umask);
 
-	put_decimal(p->env_pid + sizeof("LISTEN_PID=") - 1,
-	    (unsigned long)getpid());
+	if (p->env_pid)
+		put_decimal(p->env_pid + sizeof("LISTEN_PID=") - 1,
+		    (unsigned long)getpid());
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	execve(p->path, p->argv.v, p->envp.v);
@@ -376,8 +448,11 @@ spawn_worker(struct spawn_plan *p, unsigned slot, int out_fd, int err_fd,
 	int pfd[2], e;
 	pid_t pid;
 
-	strcpy(p->env_slot, "FUGUE_WORKER_ID=");
-	put_decimal(p->env_slot + sizeof("FUGUE_WORKER_ID=") - 1, slot);
+	if (p->env_slot) {
+		strcpy(p->env_slot, "FUGUE_WORKER_ID=");
+		put_decimal(p->env_slot + sizeof("FUGUE_WORKER_ID=") - 1,
+		    slot);
+	}
 	*step = "pipe";
 	if (pipe2(pfd, O_CLOEXEC) == -1)
 		return -1;

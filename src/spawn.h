@@ -24,8 +24,10 @@ struct spawn_plan {
 	char		*path;		/* resolved executable */
 	struct strvec	 argv;
 	struct strvec	 envp;
-	char		*env_pid;	/* the LISTEN_PID= entry, filled in the child */
-	char		*env_slot;	/* the FUGUE_WORKER_ID= entry, per spawn */
+	char		*env_pid;	/* the LISTEN_PID= entry, filled in the
+					 * child; NULL: none (a hook) */
+	char		*env_slot;	/* the FUGUE_WORKER_ID= entry, per spawn;
+					 * NULL: none */
 	const int	*fds;		/* listeners, become fd 3, 4, ... */
 	int		 nfds;
 	bool		 blocking;	/* listeners blocking, not O_NONBLOCK */
@@ -66,6 +68,21 @@ void	spawn_plan_free(struct spawn_plan *p);
  * to working_dir when it holds a '/'. 0 with *out, or -1 with errno. */
 int	spawn_command_path(const struct config *c, const char *pathvar,
 	    char **out);
+
+/* The same for the hook of kind k (exec_before_reload, ...). */
+int	spawn_hook_path(const struct config *c, enum hook_kind k,
+	    const char *pathvar, char **out);
+
+/*
+ * The plan of a reload hook, for spawn_worker: the command of kind k, run
+ * as the workers are (their user, group, working_dir, umask, environment
+ * and parent-death signal) but with no listener, nothing of LISTEN_*,
+ * NOTIFY_SOCKET or the per-worker variables: FUGUE_MASTER_PID and the
+ * "NAME=value" entries of vars instead. 0, or -1 with err.
+ */
+int	spawn_plan_hook(struct spawn_plan *p, const struct config *c,
+	    enum hook_kind k, char **environ_, const struct strvec *vars,
+	    pid_t master, char *err, size_t len);
 
 /* Resolve cmd like execvp would, without running it: "" and -1 on failure
  * with errno (ENOENT, EACCES). out gets a malloc'd absolute-or-relative path. */

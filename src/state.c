@@ -534,6 +534,12 @@ state_config_dump(const struct config *c, struct strvec *out)
 	cfg_line(out, "master", "control_socket", c->control_socket);
 	cfg_line(out, "master", "runtime_dir", c->runtime_dir);
 	cfg_line(out, "master", "subreaper", reapers[c->subreaper % 3]);
+	/* The keys that came later only when set (a downgrade still reads
+	 * a state that keeps their defaults). */
+	for (i = 0; i < HOOK_N; i++)
+		cfg_line(out, "master", hook_name(i), c->hook[i].text);
+	if (c->hook_timeout_ms != 30 * 1000)
+		cfg_ms(out, "master", "hook_timeout", c->hook_timeout_ms);
 	for (i = 0; i < c->nlisten; i++)
 		cfg_line(out, "listen", "address", c->listen[i].text);
 	snprintf(buf, sizeof(buf), "%d", c->backlog);
@@ -571,6 +577,8 @@ state_config_dump(const struct config *c, struct strvec *out)
 	if (c->kill_mode != KILL_MIXED)
 		cfg_line(out, "worker", "kill_mode",
 		    kill_modes[c->kill_mode % 3]);
+	if (c->stop_delay_ms != 0)
+		cfg_ms(out, "worker", "stop_delay", c->stop_delay_ms);
 	if (c->ready_notify)
 		cfg_line(out, "worker", "ready", c->ready_pipe ? "fd" : "notify");
 	else

@@ -45,6 +45,15 @@ format_uptime(double sec, char *buf, size_t len)
 		snprintf(buf, len, "%ldd%02ldh", s / 86400, s / 3600 % 24);
 }
 
+/* Seconds the lame duck goes on serving, -1 when it is not one. */
+static double
+lame_duck_left(const struct master *m)
+{
+	if (!m->lame_duck)
+		return -1;
+	return ev_timer_remaining(m->loop, (ev_timer *)&m->stop_timer);
+}
+
 char *
 status_format(const struct master *m, bool json)
 {
@@ -52,17 +61,23 @@ status_format(const struct master *m, bool json)
 	    "stopping" };
 	ev_tstamp now = mono_now();
 	struct outbuf o = { 0 };
-	char up[32], last[96], mem[32];
+	char up[32], last[96], mem[32], duck[64] = "";
+	double left = lame_duck_left(m);
 	const struct worker *w;
 	bool first = true;
 
 	if (json) {
 		outbuf_printf(&o, "{\"pid\":%ld,\"phase\":\"%s\",\"generation\":%u,"
 		    "\"workers_wanted\":%u,\"workers_ready\":%u,"
-		    "\"reloading\":%s,\"workers\":[", (long)m->pid,
+		    "\"reloading\":%s,", (long)m->pid,
 		    phases[m->phase], m->serving->id, m->serving->target,
 		    workers_count(&m->sv.wt, m->serving->id, WS(W_READY)),
-		    m->starting || m->check.pid ? "true" : "false");
+		    m->starting || m->pending || m->check.pid ? "true" : "false");
+		if (left >= 0)
+			outbuf_printf(&o, "\"stop_delay_left\":%.3f,", left);
+		else
+			outbuf_printf(&o, "\"stop_delay_left\":null,");
+		outbuf_printf(&o, "\"workers\":[");
 		TAILQ_FOREACH(w, &m->sv.wt.list, link) {
 			outbuf_printf(&o, "%s{\"slot\":%u,\"pid\":%ld,\"generation\":%u,"
 			    "\"state\":\"%s\",\"uptime\":%.3f,\"restarts\":%u,"
@@ -91,10 +106,13 @@ status_format(const struct master *m, bool json)
 		}
 		outbuf_printf(&o, "],\"recycled\":%lu}\n", m->recycles);
 	} else {
-		outbuf_printf(&o, "fugue pid %ld, %s, generation %u, %u of %u workers "
-		    "ready%s\n", (long)m->pid, phases[m->phase], m->serving->id,
+		if (left >= 0)
+			snprintf(duck, sizeof(duck), " (stop_delay: serving "
+			    "%.1fs more)", left);
+		outbuf_printf(&o, "fugue pid %ld, %s%s, generation %u, %u of %u workers "
+		    "ready%s\n", (long)m->pid, phases[m->phase], duck, m->serving->id,
 		    workers_count(&m->sv.wt, m->serving->id, WS(W_READY)), m->serving->target,
-		    m->starting || m->check.pid ? ", reloading" : "");
+		    m->starting || m->pending || m->check.pid ? ", reloading" : "");
 		outbuf_printf(&o, "%-5s %-8s %-4s %-9s %-8s %-8s %-8s %s\n", "SLOT",
 		    "PID", "GEN", "STATE", "UPTIME", "RESTARTS", "MEMORY",
 		    "LAST EXIT");

@@ -625,6 +625,12 @@ START_TEST(defaults)
 	ck_assert_int_eq(c.stop_signal, SIGTERM);
 	ck_assert_int_eq(c.kill_mode, KILL_MIXED);
 	ck_assert_int_eq(c.kill_timeout_ms, 30000);
+	ck_assert_int_eq(c.stop_delay_ms, 0);
+	for (int i = 0; i < HOOK_N; i++) {
+		ck_assert_ptr_null(c.hook[i].text);
+		ck_assert_uint_eq(c.hook[i].argv.n, 0);
+	}
+	ck_assert_int_eq(c.hook_timeout_ms, 30000);
 	ck_assert(!c.ready_notify);
 	ck_assert_int_eq(c.ready_ms, 1000);
 	ck_assert_int_eq(c.ready_timeout_ms, 60000);
@@ -823,6 +829,12 @@ START_TEST(good_values)
 	ck_assert_int_eq(c.ready_hold_ms, 2500);
 	good_value("worker", "restart_delay_max", "100ms");
 	ck_assert_int_eq(c.restart_delay_max_ms, 100);
+	good_value("worker", "stop_delay", "15s");
+	ck_assert_int_eq(c.stop_delay_ms, 15000);
+	good_value("worker", "stop_delay", "0");
+	ck_assert_int_eq(c.stop_delay_ms, 0);
+	good_value("master", "hook_timeout", "250ms");
+	ck_assert_int_eq(c.hook_timeout_ms, 250);
 	good_value("worker", "env", "A==b c");
 	ck_assert_str_eq(c.env.v[c.env.n - 1], "A==b c");
 	good_value("worker", "env", "_x1=1");
@@ -953,11 +965,55 @@ START_TEST(bad_values)
 	    "expected a duration of at least 100ms, got \"50ms\"");
 	bad_value("worker", "restart_delay_max", "0",
 	    "expected a duration of at least 100ms, got \"0\"");
+	bad_value("worker", "stop_delay", "-5s",
+	    "expected a duration (250ms, 10s, 5m, 1h), got \"-5s\"");
+	bad_value("worker", "stop_delay", "soon",
+	    "expected a duration (250ms, 10s, 5m, 1h), got \"soon\"");
+	bad_value("master", "hook_timeout", "0",
+	    "expected a duration of more than 0, got \"0\"");
+	bad_value("master", "exec_before_reload", "/bin/lb 'drain",
+	    "unterminated quote");
+	bad_value("master", "exec_after_reload", "\"",
+	    "unterminated quote");
 	/* an empty value is an error for every key */
 	bad_value("master", "pid_file", "", "missing value");
 	bad_value("worker", "command", "", "missing value");
 	bad_value("listen", "address", "", "missing value");
 	bad_value("worker", "env", "; only a comment", "missing value");
+}
+END_TEST
+
+/* The reload hooks are split as command is, each on its own. */
+START_TEST(hooks)
+{
+	expect_no_errors(load(
+	    "[master]\n"
+	    "exec_before_reload = /usr/local/bin/lb drain \"my host\"\n"
+	    "exec_after_reload  = lb  join\n"
+	    "    --weight 100\n"
+	    "exec_reload_failed = '/opt/ops tools/alert'\n"
+	    "hook_timeout = 5s\n"));
+	ck_assert_str_eq(c.hook[HOOK_BEFORE].text,
+	    "/usr/local/bin/lb drain \"my host\"");
+	ck_assert_uint_eq(c.hook[HOOK_BEFORE].argv.n, 3);
+	ck_assert_str_eq(c.hook[HOOK_BEFORE].argv.v[2], "my host");
+	ck_assert_uint_eq(c.hook[HOOK_AFTER].argv.n, 4);
+	ck_assert_str_eq(c.hook[HOOK_AFTER].argv.v[3], "100");
+	ck_assert_uint_eq(c.hook[HOOK_FAILED].argv.n, 1);
+	ck_assert_str_eq(c.hook[HOOK_FAILED].argv.v[0], "/opt/ops tools/alert");
+	ck_assert_int_eq(c.hook_timeout_ms, 5000);
+	ck_assert_str_eq(hook_name(HOOK_BEFORE), "exec_before_reload");
+	ck_assert_str_eq(hook_name(HOOK_AFTER), "exec_after_reload");
+	ck_assert_str_eq(hook_name(HOOK_FAILED), "exec_reload_failed");
+	/* a later line replaces the command */
+	good_value("master", "exec_before_reload", "true");
+	ck_assert_uint_eq(c.hook[HOOK_BEFORE].argv.n, 1);
+	ck_assert_str_eq(c.hook[HOOK_BEFORE].argv.v[0], "true");
+	/* the wrong section is named, with the right one */
+	ck_assert_int_eq(load("[worker]\nexec_before_reload = x\n"), 78);
+	expect_error("%s:2: [worker] exec_before_reload: unknown key (did you "
+	    "mean [master] exec_before_reload?)", path);
+	errlist_free(&errs);
 }
 END_TEST
 
@@ -2129,6 +2185,7 @@ config_suite(void)
 	tcase_add_test(t, every_key);
 	tcase_add_test(t, good_values);
 	tcase_add_test(t, bad_values);
+	tcase_add_test(t, hooks);
 	tcase_add_test(t, bad_value_keeps_default);
 	tcase_add_test(t, every_error_collected);
 	tcase_add_test(t, cannot_open);

@@ -375,6 +375,63 @@ START_TEST(plan_inherit)
 }
 END_TEST
 
+/* A hook runs as the workers do, without what is theirs alone. */
+START_TEST(plan_hook)
+{
+	static const char *const want[] = {
+		"PATH=/usr/bin:/bin", "HOME=/home/someone", "USER=someone",
+		"LANG=C.UTF-8", "TERM=xterm", "LB_POOL=web",
+		"NODE_ENV=development", "FUGUE_MASTER_PID=4242",
+		"FUGUE_HOOK=exec_before_reload", "FUGUE_OLD_GENERATION=3",
+	};
+	struct strvec vars = { NULL, 0 };
+	struct spawn_plan p;
+	char err[512] = "", exe[128];
+
+	set("worker", "env", "LB_POOL=web");
+	set("worker", "umask", "027");
+	set("worker", "working_dir", dir);
+	strvec_push(&vars, "FUGUE_HOOK=exec_before_reload");
+	strvec_push(&vars, "FUGUE_OLD_GENERATION=3");
+	/* relative to working_dir, as command is */
+	set("master", "exec_before_reload", "bin2/lb leave 'my host'");
+	ck_assert_int_eq(spawn_plan_hook(&p, &c, HOOK_BEFORE, fake_environ,
+	    &vars, 4242, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "exec_before_reload: bin2/lb: No such file or "
+	    "directory");
+	set("master", "exec_before_reload", "bin1/prog leave 'my host'");
+	ck_assert_msg(spawn_plan_hook(&p, &c, HOOK_BEFORE, fake_environ, &vars,
+	    4242, err, sizeof(err)) == 0, "%s", err);
+	snprintf(exe, sizeof(exe), "%s/bin1/prog", dir);
+	ck_assert_str_eq(p.path, exe);
+	ck_assert_uint_eq(p.argv.n, 3);
+	ck_assert_str_eq(p.argv.v[2], "my host");
+	ck_assert_ptr_null(p.argv.v[3]);
+	ck_assert_ptr_null(p.env_slot);
+	ck_assert_ptr_null(p.env_pid);
+	ck_assert_uint_eq(p.envp.n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < p.envp.n; i++) {
+		size_t hits = 0;
+
+		for (size_t j = 0; j < sizeof(want) / sizeof(want[0]); j++)
+			hits += strcmp(p.envp.v[i], want[j]) == 0;
+		ck_assert_msg(hits == 1, "unexpected entry \"%s\"",
+		    p.envp.v[i]);
+	}
+	ck_assert_int_eq(p.nfds, 0);
+	ck_assert_int_eq(p.ready_fd, -1);
+	ck_assert_int_eq(p.umask, 027);
+	ck_assert_str_eq(p.working_dir, dir);
+	ck_assert_int_eq(p.master_pid, 4242);
+	spawn_plan_free(&p);
+	/* one not set: nothing to run */
+	ck_assert_int_eq(spawn_plan_hook(&p, &c, HOOK_AFTER, fake_environ,
+	    &vars, 4242, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "exec_after_reload: no command");
+	strvec_clear(&vars);
+}
+END_TEST
+
 START_TEST(plan_notify)
 {
 	static const char *const want[] = {
@@ -1132,6 +1189,7 @@ spawn_suite(void)
 	tcase_add_test(tc, plan_no_environ);
 	tcase_add_test(tc, plan_path_from_env);
 	tcase_add_test(tc, plan_working_dir);
+	tcase_add_test(tc, plan_hook);
 	tcase_add_test(tc, plan_user);
 	tcase_add_test(tc, plan_errors);
 	suite_add_tcase(s, tc);

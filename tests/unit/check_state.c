@@ -894,6 +894,15 @@ expect_same_config(const struct config *a, const struct config *b)
 	expect_str(a->control_socket, b->control_socket);
 	expect_str(a->runtime_dir, b->runtime_dir);
 	ck_assert_int_eq(a->subreaper, b->subreaper);
+	for (int i = 0; i < HOOK_N; i++) {
+		expect_str(a->hook[i].text, b->hook[i].text);
+		ck_assert_uint_eq(a->hook[i].argv.n, b->hook[i].argv.n);
+		for (size_t j = 0; j < a->hook[i].argv.n; j++)
+			ck_assert_str_eq(a->hook[i].argv.v[j],
+			    b->hook[i].argv.v[j]);
+	}
+	ck_assert_int_eq(a->hook_timeout_ms, b->hook_timeout_ms);
+	ck_assert_int_eq(a->stop_delay_ms, b->stop_delay_ms);
 	ck_assert_uint_eq(a->nlisten, b->nlisten);
 	for (size_t i = 0; i < a->nlisten; i++) {
 		ck_assert_int_eq(a->listen[i].family, b->listen[i].family);
@@ -952,6 +961,11 @@ START_TEST(config_roundtrip_full)
 	set(&c1, "master", "control_socket", "/run/app/fugue.sock");
 	set(&c1, "master", "runtime_dir", "/run/app");
 	set(&c1, "master", "subreaper", "yes");
+	set(&c1, "master", "exec_before_reload", "/usr/local/bin/lb leave "
+	    "\"web 1\"");
+	set(&c1, "master", "exec_after_reload", "lb join");
+	set(&c1, "master", "exec_reload_failed", "'/opt/ops tools/alert' 100%");
+	set(&c1, "master", "hook_timeout", "2500ms");
 	set(&c1, "listen", "address", "127.0.0.1:8080");
 	set(&c1, "listen", "address", "[::1]:9090");
 	set(&c1, "listen", "address", ":7070");
@@ -975,6 +989,7 @@ START_TEST(config_roundtrip_full)
 	set(&c1, "worker", "stop_signal", "SIGQUIT");
 	set(&c1, "worker", "kill_mode", "process");
 	set(&c1, "worker", "kill_timeout", "1.5s");
+	set(&c1, "worker", "stop_delay", "7s");
 	set(&c1, "worker", "ready", "notify");
 	set(&c1, "worker", "ready_timeout", "2m");
 	set(&c1, "worker", "ready_hold", "3s");
@@ -1019,6 +1034,10 @@ START_TEST(config_roundtrip_full)
 	    "unix:/tmp/fugue test/50% off.sock");
 	ck_assert_str_eq(c2.env.v[1], "GREETING=hello  world; \"quoted\" %41");
 	ck_assert_str_eq(c2.path, "/etc/fugue/app.conf");
+	ck_assert_str_eq(c2.hook[HOOK_BEFORE].argv.v[2], "web 1");
+	ck_assert_str_eq(c2.hook[HOOK_FAILED].argv.v[0], "/opt/ops tools/alert");
+	ck_assert_int_eq(c2.hook_timeout_ms, 2500);
+	ck_assert_int_eq(c2.stop_delay_ms, 7000);
 
 	/* dumped again: the same lines */
 	state_config_dump(&c1, &d1);
