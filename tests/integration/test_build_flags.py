@@ -44,3 +44,28 @@ def test_sources_compile_warning_free_under_other_flags(t):
         fail("%d of %d compilations failed; first: gcc %s %s:\n%s" % (
             len(bad), len(jobs), " ".join(flags), os.path.relpath(src, ROOT),
             err.strip()[:2000]))
+
+
+def _clang(args):
+    src, extra = args
+    r = subprocess.run(["clang"] + WARN + extra + ["-fsyntax-only", src],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return src, r.returncode, r.stderr
+
+
+@timeout(240)
+def test_sources_and_unit_tests_warning_free_under_clang(t):
+    if shutil.which("clang") is None:
+        raise Skip("no clang")
+    jobs = [(s, []) for s in sorted(glob.glob(os.path.join(ROOT, "src",
+                                                           "*.c")))]
+    jobs += [(os.path.join(ROOT, "tests", "worker.c"), [])]
+    jobs += [(s, ["-Isrc"]) for s in sorted(glob.glob(
+        os.path.join(ROOT, "tests", "unit", "check_*.c")))]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(_clang, jobs))
+    bad = [(src, err) for src, rc, err in results if rc != 0]
+    if bad:
+        fail("%d of %d files warn under clang; first: %s:\n%s" % (
+            len(bad), len(jobs), os.path.relpath(bad[0][0], ROOT),
+            bad[0][1].strip()[:2000]))
