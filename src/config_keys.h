@@ -12,6 +12,61 @@ struct errlist;
 #define CONFIG_FILE_MAX	(1024 * 1024)	/* a larger file is refused (66) */
 
 struct key;
+typedef int	setter(struct config *, const struct key *, const char *,
+		    char *, size_t);
+
+struct key {
+	const char	*section;
+	const char	*name;
+	setter		*set;
+	size_t		 off;		/* the field, for the generic setters */
+	long long	 lo, hi;	/* ranges of numbers, modes, durations */
+	bool		 repeatable;
+};
+
+#define FIELD(c, k, type)	((type *)(void *)((char *)(c) + (k)->off))
+
+/* The setters (cfgset.c). */
+int	set_path(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_log_level(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_kill_mode(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_subreaper(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_address(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_int(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_unsigned(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_size(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_surge(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_mode(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_socket_owner(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_command(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_hook(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_user(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_group(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_env(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_bool(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_signal(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_duration(struct config *, const struct key *, const char *,
+	    char *, size_t);
+int	set_ready(struct config *, const struct key *, const char *,
+	    char *, size_t);
 
 const struct key *key_find(const char *section, const char *name);
 size_t	key_count(void);
