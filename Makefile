@@ -33,7 +33,8 @@ VERSION	= 0.1.0
 
 SRCS	= src/util.c src/args.c src/config.c src/cfgload.c src/cfgcheck.c src/values.c src/listen.c src/spawn.c src/workers.c \
 	  src/fsm.c src/gen.c src/supervise.c src/master.c src/reload.c src/handover.c src/status.c \
-	  src/logging.c src/logsink.c src/pidfile.c src/notify.c src/state.c src/upgrade.c src/control.c src/client.c
+	  src/logging.c src/logsink.c src/pidfile.c src/notify.c src/state.c src/upgrade.c src/control.c src/client.c \
+	  src/metrics.c src/promtext.c src/procstat.c
 OBJS	= $(SRCS:.c=.o)
 HDRS	= $(wildcard src/*.h)
 

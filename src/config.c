@@ -166,6 +166,30 @@ set_address(struct config *c, const struct key *k, const char *v,
 	return 0;
 }
 
+/* The master's own HTTP endpoint: TCP or unix:, like a listener. */
+static int
+set_metrics(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	struct address a;
+	char why[200];
+
+	(void)k;
+	if (parse_address(v, &a, why, sizeof(why)) == -1) {
+		snprintf(err, len, "bad address \"%s\": %s", v, why);
+		return -1;
+	}
+	if (address_v4_mapped(&a)) {
+		snprintf(err, len, "%s: an IPv4-mapped address cannot be bound "
+		    "(IPv6 sockets are IPv6-only); write it as IPv4", a.text);
+		return -1;
+	}
+	free(c->metrics);
+	c->metrics = xstrdup(a.text);
+	c->metrics_addr = a;
+	return 0;
+}
+
 static int
 get_number(const struct key *k, const char *v, unsigned long *n, char *err,
     size_t len)
@@ -473,6 +497,7 @@ static const struct key keys[] = {
 	{ M, "master_log_file",	set_path, F(master_log_file), 0, 0, false },
 	{ M, "log_level",	set_log_level, 0, 0, 0, false },
 	{ M, "control_socket",	set_path, F(control_socket), 0, 0, false },
+	{ M, "metrics",		set_metrics, 0, 0, 0, false },
 	{ M, "runtime_dir",	set_path, F(runtime_dir), 0, 0, false },
 	{ M, "subreaper",	set_subreaper, 0, 0, 0, false },
 	{ L, "address",		set_address, 0, 0, 0, true },
@@ -780,6 +805,7 @@ config_free(struct config *c)
 	free(c->log_file);
 	free(c->master_log_file);
 	free(c->control_socket);
+	free(c->metrics);
 	free(c->runtime_dir);
 	free(c->listen);
 	free(c->socket_owner);

@@ -239,6 +239,7 @@ commit(struct master *m)
 	    g->target, plural(g->target), g->id);
 	control_outcome(&m->ctl, m->op_current, "ok", "generation %u serving "
 	    "%u worker%s", g->id, g->target, plural(g->target));
+	status_record_reload(m, m->upgrading, RR_OK, old->id, g->id, "");
 	gens_reap(m);
 	op_done(m);
 }
@@ -296,6 +297,8 @@ reload_rollback(struct master *m, const char *why)
 	g->nls = 0;
 	control_outcome(&m->ctl, m->op_current, "failed", "%s; generation %u "
 	    "keeps serving", why, m->serving->id);
+	status_record_reload(m, m->upgrading, RR_ROLLED_BACK, m->serving->id,
+	    g->id, why);
 	/* READY=1 still, or systemd would stay "reloading". */
 	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
 	    "%u worker%s", m->serving->id, m->serving->target,
@@ -313,6 +316,8 @@ refused(struct master *m, const char *what, const char *why,
 	notify_systemd("READY=1\nSTATUS=%s refused: %s", what, why);
 	control_outcome(&m->ctl, m->op_current, "refused", "%s",
 	    detail ? detail : why);
+	status_record_reload(m, strcmp(what, "upgrade") == 0, RR_REFUSED,
+	    m->serving->id, 0, detail ? detail : why);
 	op_done(m);
 }
 
@@ -327,6 +332,7 @@ keep_start_only(struct master *m, struct config *c)
 	} keys[] = {
 		{ "pid_file", offsetof(struct config, pid_file) },
 		{ "control_socket", offsetof(struct config, control_socket) },
+		{ "metrics", offsetof(struct config, metrics) },
 		{ "runtime_dir", offsetof(struct config, runtime_dir) },
 	};
 
@@ -341,6 +347,7 @@ keep_start_only(struct master *m, struct config *c)
 		free(*now);
 		*now = was ? xstrdup(was) : NULL;
 	}
+	c->metrics_addr = m->serving->cfg.metrics_addr;
 	if (c->subreaper != m->serving->cfg.subreaper) {
 		log_warnx("%s: [master] subreaper changes only at a restart",
 		    op(m));

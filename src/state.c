@@ -532,6 +532,7 @@ state_config_dump(const struct config *c, struct strvec *out)
 	cfg_line(out, "master", "master_log_file", c->master_log_file);
 	cfg_line(out, "master", "log_level", levels[c->log_level & 3]);
 	cfg_line(out, "master", "control_socket", c->control_socket);
+	cfg_line(out, "master", "metrics", c->metrics);
 	cfg_line(out, "master", "runtime_dir", c->runtime_dir);
 	cfg_line(out, "master", "subreaper", reapers[c->subreaper % 3]);
 	for (i = 0; i < c->nlisten; i++)
