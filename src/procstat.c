@@ -100,7 +100,8 @@ procstat_parse_pss(const char *buf, size_t n, unsigned long long *kib)
 				;
 			if (number(&p, eol, kib) == -1 || *kib > (~0ULL >> 10))
 				return -1;
-			return strncmp(p, " kB", 3) == 0 ? 0 : -1;
+			return eol - p >= 3 && memcmp(p, " kB", 3) == 0 ?
+			    0 : -1;
 		}
 		p = eol + 1;
 	}

@@ -213,6 +213,7 @@ upgrade_state_fds(const struct state *s, int *n)
 	ADD(s->notify_fd);
 	ADD(s->ctl_fd);
 	ADD(s->sink_fd);
+	ADD(s->metrics_fd);
 	for (i = 0; i < s->nls; i++)
 		ADD(s->ls[i].fd);
 	for (i = 0; i < s->nws; i++) {
