@@ -37,6 +37,10 @@ check_state(const struct state *s)
 	for (size_t i = 0; i < s->cfg.n; i++)
 		FUZZ_CHECK(s->cfg.v[i] != NULL, "cfg line %zu", i);
 	FUZZ_CHECK(s->metrics_fd >= -1, "metrics fd %d", s->metrics_fd);
+	for (size_t i = 0; i < s->nmclients; i++)
+		FUZZ_CHECK(s->mclients[i].fd >= 0 && s->mclients[i].in != NULL &&
+		    strlen(s->mclients[i].in) <= STATE_MCLIENT_MAX,
+		    "metrics client %zu", i);
 	for (size_t i = 0; i < s->ncounts; i++)
 		FUZZ_CHECK(s->counts[i].name[0] != '\0' &&
 		    memchr(s->counts[i].name, '\0', sizeof(s->counts[i].name)) &&
@@ -72,7 +76,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    "refused without a reason");
 		FUZZ_CHECK(s.ls == NULL && s.ws == NULL && s.ps == NULL &&
 		    s.waiters == NULL && s.cfg.n == 0 && s.notify_path == NULL &&
-		    s.counts == NULL && s.last.reason == NULL,
+		    s.counts == NULL && s.last.reason == NULL &&
+		    s.mclients == NULL,
 		    "a refused state keeps allocations");
 		return 0;
 	}

@@ -73,6 +73,7 @@ main(int argc, char **argv)
 	struct state_pipe ps[4];
 	struct state_waiter wt[2];
 	struct state_count cs[3];
+	struct state_mclient mc[1];
 	struct config c;
 	struct state s;
 	char path[PATH_MAX];
@@ -204,6 +205,9 @@ main(int argc, char **argv)
 	s.nwaiters = 2;
 	/* The metrics endpoint, the counters, the last reload's failure. */
 	s.metrics_fd = 17;
+	mc[0] = (struct state_mclient){ 18, "GET /metrics HTTP/1.1\r\n" };
+	s.mclients = mc;
+	s.nmclients = 1;
 	memset(cs, 0, sizeof(cs));
 	snprintf(cs[0].name, sizeof(cs[0].name), "exits.signaled");
 	cs[0].value = 7;

@@ -106,6 +106,22 @@ build_counts(struct master *m, struct state *s)
 	s->last.reason = xstrdup(r->reason);
 }
 
+/* Metrics clients not answered yet: the new image answers them. */
+static void
+build_mclients(struct master *m, struct state *s)
+{
+	struct metrics_pending *p;
+	size_t n = metrics_pending(&m->metrics, &p);
+
+	s->mclients = xcalloc(n ? n : 1, sizeof(*s->mclients));
+	for (size_t i = 0; i < n; i++) {
+		s->mclients[i].fd = p[i].fd;
+		s->mclients[i].in = p[i].in;
+	}
+	s->nmclients = n;
+	free(p);
+}
+
 void
 handover_build(struct master *m, struct state *s)
 {
@@ -157,6 +173,7 @@ handover_build(struct master *m, struct state *s)
 	s->metrics_fd = m->metrics.l.fd;
 	s->metrics_dev = m->metrics.l.dev;
 	s->metrics_ino = m->metrics.l.ino;
+	build_mclients(m, s);
 	build_counts(m, s);
 }
 
@@ -372,6 +389,16 @@ adopt_metrics(struct master *m, const struct state *s)
 	metrics_start(&m->metrics, m->loop, m->metrics.page, m->metrics.arg);
 }
 
+static void
+adopt_mclients(struct master *m, const struct state *s)
+{
+	for (size_t i = 0; i < s->nmclients; i++) {
+		fcntl(s->mclients[i].fd, F_SETFD, FD_CLOEXEC);
+		metrics_adopt_client(&m->metrics, s->mclients[i].fd,
+		    s->mclients[i].in);
+	}
+}
+
 void
 handover_adopt(struct master *m, struct state *s)
 {
@@ -408,6 +435,7 @@ handover_adopt(struct master *m, struct state *s)
 		control_adopt_waiter(&m->ctl, s->waiters[i].fd,
 		    s->waiters[i].after);
 	adopt_metrics(m, s);
+	adopt_mclients(m, s);
 	adopt_counts(m, s);
 	for (i = 0; i < s->nws; i++)
 		adopt_worker(m, s, &s->ws[i]);

@@ -184,28 +184,111 @@ metrics_reply(struct metrics_client *c, int status, const char *text)
 	client_answer(c, status, CONTENT_TEXT, text, strlen(text));
 }
 
+/* After a scrape that ran out of time: the PSS it could not read, a few
+ * per idle moment; then nothing more until the next scrape. */
+static void
+refresh_cb(struct ev_loop *loop, ev_idle *idle, int revents)
+{
+	struct metrics *mx = idle->data;
+	double now = mono_now();
+	unsigned k = 0;
+
+	(void)revents;
+	for (; k < METRICS_PROC_BATCH && mx->refresh_at < mx->procs.n;
+	    mx->refresh_at++) {
+		struct procent *e = &mx->procs.v[mx->refresh_at];
+
+		if (e->st.cpu_ok && e->pss_at < mx->refresh_before) {
+			procent_read_pss(e, now);
+			k++;
+		}
+	}
+	if (mx->refresh_at >= mx->procs.n)
+		ev_idle_stop(loop, idle);
+}
+
+/* /proc of a few more workers: CPU time, and PSS while the budget lasts. */
+static bool
+collect_some(struct metrics_client *c)
+{
+	struct metrics *mx = c->mx;
+	struct prom_snapshot *s = c->snap;
+	struct procent *e;
+	double t;
+
+	for (unsigned k = 0; k < METRICS_PROC_BATCH && s->nread < s->nws; k++) {
+		struct prom_worker *w = &s->ws[s->nread++];
+
+		if (w->pid <= 0 || (e = proccache_find(&mx->procs, w->pid)) ==
+		    NULL)
+			continue;
+		procent_read_cpu(&mx->procs, e);
+		if (e->st.cpu_ok && e->pss_at < c->started &&
+		    c->pss_spent < METRICS_PSS_BUDGET) {
+			t = mono_now();
+			procent_read_pss(e, t);
+			c->pss_spent += mono_now() - t;
+		}
+		w->proc = e->st;
+		w->proc.pss_ok = e->st.cpu_ok && e->st.pss_ok;
+	}
+	return s->nread == s->nws;
+}
+
 static void
 collect_cb(struct ev_loop *loop, ev_idle *idle, int revents)
 {
 	struct metrics_client *c = idle->data;
+	struct metrics *mx = c->mx;
 	struct outbuf body = { 0 };
 
 	(void)revents;
-	if (!prom_read_some(c->snap, METRICS_PROC_BATCH))
+	if (!collect_some(c))
 		return;		/* more at the next idle moment */
 	ev_idle_stop(loop, idle);
+	procstat_read(c->snap->pid, &c->snap->self);
 	prom_format(c->snap, &body);
 	prom_snapshot_free(c->snap);
 	c->snap = NULL;
+	if (c->pss_spent >= METRICS_PSS_BUDGET) {
+		mx->refresh_before = c->started;
+		mx->refresh_at = 0;
+		ev_idle_start(loop, &mx->refresh);
+	}
 	client_answer(c, 200, CONTENT_PROM, body.p ? body.p : "", body.len);
 	outbuf_free(&body);
+}
+
+static int
+pid_order(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
 }
 
 void
 metrics_scrape(struct metrics_client *c, struct prom_snapshot *s)
 {
+	struct metrics *mx = c->mx;
+	pid_t *pids = xcalloc(s->nws ? s->nws : 1, sizeof(*pids));
+	size_t n = 0, m = 0;
+
+	/* The cache holds exactly the workers of this snapshot. */
+	for (size_t i = 0; i < s->nws; i++)
+		if (s->ws[i].pid > 0)
+			pids[n++] = s->ws[i].pid;
+	qsort(pids, n, sizeof(*pids), pid_order);
+	for (size_t i = 0; i < n; i++)
+		if (m == 0 || pids[i] != pids[m - 1])
+			pids[m++] = pids[i];
+	proccache_sync(&mx->procs, pids, m);
+	free(pids);
+	mx->refresh_at = 0;
 	c->snap = s;
-	ev_idle_start(c->mx->loop, &c->collect);
+	c->started = mono_now();
+	c->pss_spent = 0;
+	ev_idle_start(mx->loop, &c->collect);
 }
 
 static void
@@ -223,15 +306,16 @@ client_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		c->in = xmalloc(METRICS_HEAD_MAX);
 	n = recv(io->fd, c->in + c->inlen, METRICS_HEAD_MAX - c->inlen,
 	    MSG_DONTWAIT);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		client_free(c);
+	if (n > 0)
+		c->inlen += (size_t)n;
+	/* What came so far is parsed also when nothing new did (an adopted
+	 * client's), and at the end of the input (a client that shut its
+	 * side down after its request still gets the answer). */
+	if (c->inlen == 0 || metrics_parse(c->in, c->inlen, &r) == 0) {
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			client_free(c);
 		return;
 	}
-	c->inlen += (size_t)n;
-	if (metrics_parse(c->in, c->inlen, &r) == 0)
-		return;
 	/* One request: nothing more is read until the answer is out. */
 	ev_io_stop(loop, io);
 	c->answering = true;
@@ -255,7 +339,7 @@ client_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	client_free(t->data);
 }
 
-static void
+static struct metrics_client *
 client_add(struct metrics *mx, int fd)
 {
 	struct metrics_client *c = xcalloc(1, sizeof(*c));
@@ -271,6 +355,7 @@ client_add(struct metrics *mx, int fd)
 	mx->nclients++;
 	ev_io_start(mx->loop, &c->io);
 	ev_timer_start(mx->loop, &c->timer);
+	return c;
 }
 
 /* Full: the oldest client still sending its request makes room. False
@@ -335,6 +420,45 @@ pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	accept_resume(t->data);
 }
 
+/* ---- across an upgrade's exec ---- */
+
+size_t
+metrics_pending(const struct metrics *mx, struct metrics_pending **out)
+{
+	const struct metrics_client *c;
+	size_t n = 0;
+
+	*out = xcalloc(mx->nclients ? mx->nclients : 1, sizeof(**out));
+	TAILQ_FOREACH(c, &mx->clients, link) {
+		/* Answered in part: cut by the exec. */
+		if (c->sent > 0 || (c->inlen && memchr(c->in, '\0', c->inlen)))
+			continue;
+		(*out)[n].fd = c->io.fd;
+		(*out)[n].in = xprintf("%.*s", (int)c->inlen, c->in ? c->in : "");
+		n++;
+	}
+	return n;
+}
+
+void
+metrics_adopt_client(struct metrics *mx, int fd, const char *in)
+{
+	struct metrics_client *c;
+	size_t len = strlen(in);
+
+	if (mx->l.fd == -1 || len > METRICS_HEAD_MAX) {
+		close(fd);
+		return;
+	}
+	make_room(mx);
+	c = client_add(mx, fd);
+	c->in = xmalloc(METRICS_HEAD_MAX);
+	memcpy(c->in, in, len);
+	c->inlen = len;
+	/* Its request may be whole already: looked at once the loop runs. */
+	ev_feed_event(mx->loop, &c->io, EV_READ);
+}
+
 /* ---- the endpoint ---- */
 
 int
@@ -360,6 +484,8 @@ metrics_start(struct metrics *mx, struct ev_loop *loop,
 	mx->io.data = mx;
 	ev_init(&mx->pause, pause_cb);
 	mx->pause.data = mx;
+	ev_idle_init(&mx->refresh, refresh_cb);
+	mx->refresh.data = mx;
 	if (mx->l.fd != -1)
 		ev_io_start(loop, &mx->io);
 }
@@ -372,7 +498,9 @@ metrics_close(struct metrics *mx, bool unlink_file)
 			client_free(TAILQ_FIRST(&mx->clients));
 		ev_io_stop(mx->loop, &mx->io);
 		ev_timer_stop(mx->loop, &mx->pause);
+		ev_idle_stop(mx->loop, &mx->refresh);
 	}
+	proccache_free(&mx->procs);
 	if (mx->l.fd != -1)
 		listen_close(&mx->l, unlink_file);
 	mx->l.fd = -1;

@@ -6,8 +6,11 @@
  * connection to the last byte of the answer, METRICS_CLIENTS at once (the
  * oldest one still sending its request makes room for a new one). Reads
  * and writes never block, and a scrape reads /proc a few workers per loop
- * iteration, when no other event waits. The master answers /metrics with a
- * snapshot and /readyz with a status and a line, through the callback.
+ * iteration, when no other event waits: every worker's CPU time, and its
+ * PSS within METRICS_PSS_BUDGET; a PSS older than the scrape that it had
+ * no time to read is answered as last read, and read once the answer is
+ * out. The master answers /metrics with a snapshot and /readyz with a
+ * status and a line, through the callback.
  */
 #ifndef FUGUE_METRICS_H
 #define FUGUE_METRICS_H
@@ -19,12 +22,15 @@
 
 #include "listen.h"
 #include "logsink.h"
+#include "procstat.h"
 #include "promtext.h"
 
 #define METRICS_HEAD_MAX	8192
 #define METRICS_CLIENT_SEC	10.0
 #define METRICS_CLIENTS		32
 #define METRICS_PROC_BATCH	32	/* workers' /proc read per iteration */
+#define METRICS_PSS_BUDGET	0.015	/* seconds of smaps_rollup a scrape
+					 * may spend before it answers */
 
 enum metrics_page { MP_NONE, MP_METRICS, MP_READYZ, MP_LIVEZ };
 
@@ -48,6 +54,8 @@ struct metrics_client {
 	bool		 answering;	/* the request is whole */
 	bool		 head;
 	struct prom_snapshot *snap;
+	double		 started;	/* the scrape (mono_now) */
+	double		 pss_spent;	/* seconds spent reading PSS */
 	struct outbuf	 out;
 	size_t		 sent;
 };
@@ -65,6 +73,10 @@ struct metrics {
 	ev_timer	 pause;		/* accept paused: out of fds, or full */
 	struct metrics_clients clients;	/* oldest first */
 	unsigned	 nclients;
+	struct proccache procs;		/* the workers' /proc figures */
+	ev_idle		 refresh;	/* PSS a scrape had no time for */
+	size_t		 refresh_at;	/* the next entry it looks at */
+	double		 refresh_before; /* it reads PSS older than this */
 	metrics_page_fn	 page;
 	void		*arg;
 };
@@ -85,6 +97,19 @@ void	metrics_reply(struct metrics_client *c, int status, const char *text);
 /* Answer with the Prometheus text of s (taken, freed with the client),
  * once /proc has been read for its workers. */
 void	metrics_scrape(struct metrics_client *c, struct prom_snapshot *s);
+/*
+ * Across an upgrade's exec: the clients answered nothing yet, each with
+ * the bytes of its request read so far (malloc'd; a client whose bytes
+ * hold a NUL is left out, as is one answered in part: the exec cuts it).
+ * Nothing changes here. The new image adopts each one, after
+ * metrics_start, to be answered once its loop runs.
+ */
+struct metrics_pending {
+	int		 fd;
+	char		*in;
+};
+size_t	metrics_pending(const struct metrics *mx, struct metrics_pending **);
+void	metrics_adopt_client(struct metrics *mx, int fd, const char *in);
 /* Close the socket and every client; with unlink_file, remove a UNIX
  * socket file still ours. */
 void	metrics_close(struct metrics *mx, bool unlink_file);

@@ -44,21 +44,6 @@ reload_result_parse(const char *s)
 	return -1;
 }
 
-bool
-prom_read_some(struct prom_snapshot *s, size_t n)
-{
-	for (; n > 0 && s->nread < s->nws; n--, s->nread++) {
-		struct prom_worker *w = &s->ws[s->nread];
-
-		if (w->pid > 0)
-			procstat_read(w->pid, &w->proc);
-	}
-	if (s->nread < s->nws)
-		return false;
-	procstat_read(s->pid, &s->self);
-	return true;
-}
-
 void
 prom_snapshot_free(struct prom_snapshot *s)
 {

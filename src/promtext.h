@@ -49,7 +49,7 @@ struct prom_worker {
 	unsigned	 slot, gen;
 	double		 uptime;	/* seconds since it was forked */
 	unsigned	 restarts;
-	struct procstat	 proc;		/* read at scrape time */
+	struct procstat	 proc;		/* from /proc, at scrape time */
 };
 
 struct prom_snapshot {
@@ -67,9 +67,6 @@ struct prom_snapshot {
 	size_t		 nread;		/* workers whose /proc was read */
 };
 
-/* Read /proc for up to n more workers (and the master's own after the
- * last); true once every one has been. */
-bool	prom_read_some(struct prom_snapshot *, size_t n);
 /* The whole text into o. */
 void	prom_format(const struct prom_snapshot *, struct outbuf *o);
 void	prom_snapshot_free(struct prom_snapshot *);

@@ -19,6 +19,7 @@
  *   sink FD                             (version 2)
  *   ready PID FD      after PID's worker record (version 2)
  *   metrics FD DEV INO                  (version 2)
+ *   mclient FD REQUEST_SO_FAR           (version 2)
  *   count NAME VALUE                    (version 2)
  *   lastreload KIND RESULT TIME_MS FROM_GEN TO_GEN REASON   (version 2)
  *   end
@@ -139,6 +140,11 @@ state_format(const struct state *s, size_t *len)
 		outbuf_printf(&o, "metrics %d %llu %llu\n", s->metrics_fd,
 		    (unsigned long long)s->metrics_dev,
 		    (unsigned long long)s->metrics_ino);
+	for (i = 0; i < s->nmclients; i++) {
+		outbuf_printf(&o, "mclient %d ", s->mclients[i].fd);
+		put_encoded(&o, s->mclients[i].in);
+		outbuf_add(&o, "\n", 1);
+	}
 	for (i = 0; i < s->ncounts; i++)
 		outbuf_printf(&o, "count %s %llu\n", s->counts[i].name,
 		    s->counts[i].value);
@@ -423,6 +429,16 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		s->metrics_ino = (ino_t)ino;
 		return 0;
 	}
+	if (strcmp(f[0], "mclient") == 0 && nf == 3 && s->version >= 2) {
+		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1 || decode(f[2]) == -1 ||
+		    strlen(f[2]) > STATE_MCLIENT_MAX)
+			goto bad;
+		s->mclients = grow(s->mclients, s->nmclients,
+		    sizeof(*s->mclients));
+		s->mclients[s->nmclients].fd = v[0];
+		s->mclients[s->nmclients++].in = xstrdup(f[2]);
+		return 0;
+	}
 	if (strcmp(f[0], "count") == 0 && nf == 3 && s->version >= 2) {
 		unsigned long long n;
 
@@ -553,6 +569,9 @@ state_free(struct state *s)
 	free(s->waiters);
 	free(s->counts);
 	free(s->last.reason);
+	for (size_t i = 0; i < s->nmclients; i++)
+		free(s->mclients[i].in);
+	free(s->mclients);
 	strvec_clear(&s->cfg);
 	state_init(s);
 }

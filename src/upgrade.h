@@ -81,6 +81,13 @@ struct state_reload {
 	char	*reason;
 };
 
+/* A metrics client answered nothing yet, and its request so far. */
+#define STATE_MCLIENT_MAX	8192	/* METRICS_HEAD_MAX */
+struct state_mclient {
+	int	 fd;
+	char	*in;
+};
+
 struct state {
 	unsigned version;
 	unsigned cur_gen, last_gen, target;
@@ -110,6 +117,8 @@ struct state {
 	struct state_count *counts;
 	size_t	 ncounts;
 	struct state_reload last;
+	struct state_mclient *mclients;
+	size_t	 nmclients;
 };
 
 /* Text form; parse never trusts its input: -1 with err on anything off. */

@@ -401,6 +401,11 @@ def test_counters_and_endpoint_cross_an_upgrade(t):
     rc, out, _ = t.run(["-c", conf, "reload"], timeout=30)
     check(rc != 0, "the crashing reload: %d %r" % (rc, out))
     t.write("fugue.conf", good)
+    # A client halfway through its request when the master re-executes
+    # itself gets its answer from the new image.
+    half = socket.create_connection(("127.0.0.1", t.mport), timeout=30)
+    half.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")
+    _scrape(t.mport)        # and the endpoint has taken it in
     # Scrapes keep coming while the master re-executes itself.
     seen = []
     box = t.background(lambda: [seen.append(_get(t.mport, "/readyz")[0])
@@ -414,6 +419,18 @@ def test_counters_and_endpoint_cross_an_upgrade(t):
                                                  sorted(set(seen))))
     check(listen_inodes(t.mport) == inode, "the metrics socket changed: %s, "
           "was %s" % (listen_inodes(t.mport), inode))
+    try:
+        half.sendall(b"\r\n")
+        got = b""
+        while True:
+            x = half.recv(4096)
+            if not x:
+                break
+            got += x
+    finally:
+        half.close()
+    check(got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"\r\n\r\nok\n"),
+          "the request begun before the upgrade: %r" % got)
     body, s = _scrape(t.mport)
     check(_value(s, "fugue_worker_exits_total", reason="signaled") == 1 and
           _value(s, "fugue_reloads_total", kind="reload",

@@ -1,7 +1,10 @@
 /* Unit tests of the metrics endpoint's pure parts: the HTTP request head
  * (src/metrics.c), /proc's text (src/procstat.c) and the Prometheus text
  * (src/promtext.c). */
+#include <sys/wait.h>
+
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,15 +117,20 @@ START_TEST(proc_stat_text)
 	static const char line[] = "4242 (my (odd) server) S 1 4242 4242 0 -1 "
 	    "4194560 1029 0 0 0 1234 567 0 0 20 0 1 0 12345 1234567 321 "
 	    "18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0\n";
-	unsigned long long t;
+	unsigned long long t, st;
 
-	ck_assert_int_eq(procstat_parse_stat(line, strlen(line), &t), 0);
+	ck_assert_int_eq(procstat_parse_stat(line, strlen(line), &t, &st), 0);
 	ck_assert_uint_eq(t, 1234 + 567);
-	ck_assert_int_eq(procstat_parse_stat("1 (x) S 1 2 3", 13, &t), -1);
-	ck_assert_int_eq(procstat_parse_stat("no parenthesis", 14, &t), -1);
+	ck_assert_uint_eq(st, 12345);
+	ck_assert_int_eq(procstat_parse_stat("1 (x) S 1 2 3", 13, &t, &st),
+	    -1);
+	ck_assert_int_eq(procstat_parse_stat("no parenthesis", 14, &t, &st),
+	    -1);
 	ck_assert_int_eq(procstat_parse_stat("1 (x) S 1 1 1 0 -1 0 0 0 0 0 "
-	    "x 5 0", 33, &t), -1);
-	ck_assert_int_eq(procstat_parse_stat("", 0, &t), -1);
+	    "x 5 0", 33, &t, &st), -1);
+	/* cut before the start time */
+	ck_assert_int_eq(procstat_parse_stat(line, 70, &t, &st), -1);
+	ck_assert_int_eq(procstat_parse_stat("", 0, &t, &st), -1);
 }
 END_TEST
 
@@ -159,6 +167,84 @@ START_TEST(proc_self)
 	}
 	procstat_read(0, &ps);		/* no such process */
 	ck_assert(!ps.cpu_ok && !ps.pss_ok);
+}
+END_TEST
+
+/* The cache: entries follow the pids given, keep their stat file open
+ * while the process lives, and forget a PSS when the pid names another
+ * process. */
+START_TEST(proc_cache)
+{
+	struct proccache c = { 0 };
+	struct procent *e;
+	pid_t kids[3], pids[3];
+	int status;
+
+	for (int i = 0; i < 3; i++) {
+		if ((kids[i] = fork()) == 0) {
+			pause();
+			_exit(0);
+		}
+		ck_assert_int_gt(kids[i], 0);
+	}
+	memcpy(pids, kids, sizeof(pids));
+	for (int i = 0; i < 2; i++)		/* sorted */
+		for (int j = i + 1; j < 3; j++)
+			if (pids[j] < pids[i]) {
+				pid_t x = pids[i];
+
+				pids[i] = pids[j];
+				pids[j] = x;
+			}
+	proccache_sync(&c, pids, 3);
+	ck_assert_uint_eq(c.n, 3);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_ptr_nonnull(e = proccache_find(&c, kids[i]));
+		ck_assert_int_eq(e->pid, kids[i]);
+		procent_read_cpu(&c, e);
+		ck_assert(e->st.cpu_ok);
+		ck_assert_int_ge(e->statfd, 0);
+		procent_read_pss(e, 1.0);
+		ck_assert_double_eq(e->pss_at, 1.0);
+		if (access("/proc/self/smaps_rollup", R_OK) == 0)
+			ck_assert(e->st.pss_ok && e->st.pss_bytes > 0);
+	}
+	ck_assert_uint_eq(c.nfds, 3);
+	ck_assert_ptr_null(proccache_find(&c, 1));
+	/* Read again through the open file: the same process. */
+	e = proccache_find(&c, pids[0]);
+	procent_read_cpu(&c, e);
+	ck_assert(e->st.cpu_ok);
+	ck_assert_double_eq(e->pss_at, 1.0);
+	/* Another start time: another process, its PSS unknown. */
+	e->start++;
+	procent_read_cpu(&c, e);
+	ck_assert(e->st.cpu_ok && !e->st.pss_ok);
+	ck_assert_double_eq(e->pss_at, 0);
+	/* Gone and reaped: no figures, its file closed. */
+	e = proccache_find(&c, pids[1]);
+	kill(pids[1], SIGKILL);
+	ck_assert_int_eq(waitpid(pids[1], &status, 0), pids[1]);
+	procent_read_cpu(&c, e);
+	ck_assert(!e->st.cpu_ok);
+	ck_assert_int_eq(e->statfd, -1);
+	ck_assert_uint_eq(c.nfds, 2);
+	/* Synced to one of them: the others are forgotten, it is kept. */
+	e = proccache_find(&c, pids[2]);
+	e->pss_at = 7.0;
+	proccache_sync(&c, &pids[2], 1);
+	ck_assert_uint_eq(c.n, 1);
+	ck_assert_uint_eq(c.nfds, 1);
+	ck_assert_double_eq(proccache_find(&c, pids[2])->pss_at, 7.0);
+	ck_assert_ptr_null(proccache_find(&c, pids[0]));
+	proccache_sync(&c, NULL, 0);
+	ck_assert_uint_eq(c.nfds, 0);
+	proccache_free(&c);
+	for (int i = 0; i < 3; i++)
+		if (kids[i] != pids[1]) {
+			kill(kids[i], SIGKILL);
+			waitpid(kids[i], &status, 0);
+		}
 }
 END_TEST
 
@@ -237,10 +323,14 @@ sample(void)
 	s->log_dropped = 17;
 	s->nws = 3;
 	s->ws = xcalloc(3, sizeof(*s->ws));
-	s->ws[0] = (struct prom_worker){ .pid = getpid(), .slot = 0,
-	    .gen = 4, .uptime = 12.5, .restarts = 1 };
-	s->ws[1] = (struct prom_worker){ .pid = getppid(), .slot = 1,
-	    .gen = 4, .uptime = 3 };
+	s->ws[0] = (struct prom_worker){ .pid = 1234, .slot = 0,
+	    .gen = 4, .uptime = 12.5, .restarts = 1, .proc = { .cpu_ok = true,
+	    .pss_ok = true, .cpu_seconds = 1.25, .pss_bytes = 4096 } };
+	s->ws[1] = (struct prom_worker){ .pid = 1235, .slot = 1,
+	    .gen = 4, .uptime = 3, .proc = { .cpu_ok = true,
+	    .cpu_seconds = 0 } };
+	s->self = (struct procstat){ .cpu_ok = true, .pss_ok = true,
+	    .cpu_seconds = 0.5, .pss_bytes = 1 << 20 };
 	s->ws[2] = (struct prom_worker){ .pid = 0, .slot = 2, .gen = 4,
 	    .restarts = 6 };
 	return s;
@@ -261,11 +351,6 @@ START_TEST(format_samples)
 	struct prom_snapshot *s = sample();
 	char *text;
 
-	while (!prom_read_some(s, 1))
-		;
-	ck_assert_uint_eq(s->nread, 3);
-	ck_assert(s->ws[0].proc.cpu_ok);
-	ck_assert(!s->ws[2].proc.cpu_ok);	/* no process */
 	text = format(s);
 	ck_assert_msg(strncmp(text, "# HELP fugue_build_info ", 24) == 0,
 	    "%s", text);
@@ -277,14 +362,22 @@ START_TEST(format_samples)
 	expect_line(text, "fugue_workers{state=\"backoff\"} 1");
 	expect_line(text, "fugue_workers{state=\"starting\"} 0");
 	expect_line(text, "# TYPE fugue_worker_uptime_seconds gauge");
-	ck_assert(strstr(text, "fugue_worker_uptime_seconds{slot=\"0\","
-	    "pid=\"") != NULL);
-	ck_assert(strstr(text, ",generation=\"4\"} 12.500\n") != NULL);
+	expect_line(text, "fugue_worker_uptime_seconds{slot=\"0\","
+	    "pid=\"1234\",generation=\"4\"} 12.500");
+	expect_line(text, "fugue_worker_cpu_seconds_total{slot=\"0\","
+	    "pid=\"1234\",generation=\"4\"} 1.25");
+	expect_line(text, "fugue_worker_memory_pss_bytes{slot=\"0\","
+	    "pid=\"1234\",generation=\"4\"} 4096");
+	expect_line(text, "fugue_worker_cpu_seconds_total{slot=\"1\","
+	    "pid=\"1235\",generation=\"4\"} 0.00");
+	/* no PSS read for it: no sample */
+	ck_assert(strstr(text, "fugue_worker_memory_pss_bytes{slot=\"1\"") ==
+	    NULL);
+	expect_line(text, "fugue_master_memory_pss_bytes 1048576");
+	expect_line(text, "fugue_master_cpu_seconds_total 0.50");
 	expect_line(text, "fugue_worker_restarts_total{slot=\"2\",pid=\"\","
 	    "generation=\"4\"} 6");
 	ck_assert(strstr(text, "fugue_worker_uptime_seconds{slot=\"2\"") ==
-	    NULL);
-	ck_assert(strstr(text, "fugue_worker_cpu_seconds_total{slot=\"0\"") !=
 	    NULL);
 	expect_line(text, "fugue_worker_exits_total{reason=\"signaled\"} 3");
 	expect_line(text, "fugue_worker_exits_total{reason=\"stopped\"} 0");
@@ -313,8 +406,6 @@ START_TEST(format_families)
 	char *text, *line, *save = NULL, fam[128] = "", *seen;
 	bool counter = false;
 
-	while (!prom_read_some(s, 64))
-		;
 	text = format(s);
 	seen = xstrdup(" ");
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL,
@@ -361,8 +452,6 @@ START_TEST(format_no_reload)
 
 	s->counts.last.set = false;
 	s->ready = false;
-	while (!prom_read_some(s, 64))
-		;
 	text = format(s);
 	ck_assert(strstr(text, "fugue_last_reload") == NULL);
 	expect_line(text, "fugue_ready 0");
@@ -402,6 +491,7 @@ metrics_suite(void)
 	tcase_add_test(tc, proc_stat_text);
 	tcase_add_test(tc, proc_pss_text);
 	tcase_add_test(tc, proc_self);
+	tcase_add_test(tc, proc_cache);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("prometheus");

@@ -116,6 +116,12 @@ state_sample(struct state *s)
 	s->last.to_gen = 4;
 	s->last.reason = xstrdup("worker 0 (pid 12) of generation 4 exited "
 	    "with status 1 before the generation was ready; 100% \"sure\"\n");
+	s->nmclients = 2;
+	s->mclients = xcalloc(2, sizeof(*s->mclients));
+	s->mclients[0].fd = 19;
+	s->mclients[0].in = xstrdup("GET /readyz HTTP/1.1\r\nHost: a b\r\n");
+	s->mclients[1].fd = 20;
+	s->mclients[1].in = xstrdup("");
 }
 
 static void
@@ -132,6 +138,11 @@ expect_same_state(const struct state *a, const struct state *b)
 	for (i = 0; i < a->ncounts; i++) {
 		ck_assert_str_eq(a->counts[i].name, b->counts[i].name);
 		ck_assert_uint_eq(a->counts[i].value, b->counts[i].value);
+	}
+	ck_assert_uint_eq(a->nmclients, b->nmclients);
+	for (i = 0; i < a->nmclients; i++) {
+		ck_assert_int_eq(a->mclients[i].fd, b->mclients[i].fd);
+		ck_assert_str_eq(a->mclients[i].in, b->mclients[i].in);
 	}
 	ck_assert_int_eq(a->last.set, b->last.set);
 	if (a->last.set) {
@@ -252,8 +263,9 @@ expect_parse_fails(const char *text, size_t len, const char *want_err)
 	ck_assert_ptr_null(s.cfg.v);
 	ck_assert_ptr_null(s.counts);
 	ck_assert_ptr_null(s.last.reason);
+	ck_assert_ptr_null(s.mclients);
 	ck_assert_uint_eq(s.nls + s.nws + s.nps + s.nwaiters + s.cfg.n +
-	    s.ncounts, 0);
+	    s.ncounts + s.nmclients, 0);
 	state_free(&s);
 }
 
@@ -461,7 +473,7 @@ END_TEST
 START_TEST(v2_records_not_in_v1)
 {
 	static const char *const recs[] = {
-		"metrics 5 0 0", "count exits.stopped 1",
+		"metrics 5 0 0", "count exits.stopped 1", "mclient 5 GET",
 		"lastreload reload ok 1 2 3 %",
 	};
 	struct state s;
@@ -753,6 +765,13 @@ static const struct {
 	{ 7, "metrics 5 0 x" },
 	{ 7, "metrics 5 0" },
 	{ 7, "metrics 5 0 0 0" },
+	/* mclient FD REQUEST_SO_FAR */
+	{ 7, "mclient -1 %" },
+	{ 7, "mclient 16777217 %" },
+	{ 7, "mclient 5" },
+	{ 7, "mclient 5 GET%00" },
+	{ 7, "mclient 5 GET%2" },
+	{ 7, "mclient 5 % %" },
 	/* count NAME VALUE */
 	{ 7, "count exits.stopped -1" },
 	{ 7, "count exits.stopped 18446744073709551616" },
@@ -797,6 +816,31 @@ static const struct {
 	{ NBASE, "master 3 4 2 4 9 %" },
 	{ NBASE, "bogus" },
 };
+
+/* A request so far of at most 8 KiB. */
+START_TEST(mclient_bounded)
+{
+	struct state s;
+	char err[256], *text, *line = xmalloc(STATE_MCLIENT_MAX + 32);
+	size_t len;
+
+	memcpy(line, "mclient 5 ", 10);
+	memset(line + 10, 'a', STATE_MCLIENT_MAX);
+	line[10 + STATE_MCLIENT_MAX] = '\0';
+	text = base_with(7, line, &len);
+	ck_assert_msg(parse_exact(text, len, &s, err, sizeof(err)) == 0, "%s",
+	    err);
+	ck_assert_uint_eq(s.nmclients, 1);
+	ck_assert_uint_eq(strlen(s.mclients[0].in), STATE_MCLIENT_MAX);
+	state_free(&s);
+	free(text);
+	strcat(line, "a");
+	text = base_with(7, line, &len);
+	expect_parse_fails(text, len, "mclient");
+	free(text);
+	free(line);
+}
+END_TEST
 
 START_TEST(corrupt_records)
 {
@@ -1253,6 +1297,7 @@ state_suite(void)
 	tcase_add_test(tc, other_version);
 	tcase_add_test(tc, not_a_state);
 	tcase_add_test(tc, v2_records_not_in_v1);
+	tcase_add_test(tc, mclient_bounded);
 	tcase_add_test(tc, truncated_every_prefix);
 	tcase_add_test(tc, truncated_messages);
 	tcase_add_test(tc, corrupt_base_is_valid);
