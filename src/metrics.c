@@ -486,6 +486,9 @@ metrics_start(struct metrics *mx, struct ev_loop *loop,
 	mx->pause.data = mx;
 	ev_idle_init(&mx->refresh, refresh_cb);
 	mx->refresh.data = mx;
+	/* libev runs only the highest priority's idle watchers: a scrape
+	 * collecting goes first. */
+	ev_set_priority(&mx->refresh, EV_MINPRI);
 	if (mx->l.fd != -1)
 		ev_io_start(loop, &mx->io);
 }

@@ -29,7 +29,7 @@
 #define METRICS_CLIENT_SEC	10.0
 #define METRICS_CLIENTS		32
 #define METRICS_PROC_BATCH	32	/* workers' /proc read per iteration */
-#define METRICS_PSS_BUDGET	0.015	/* seconds of smaps_rollup a scrape
+#define METRICS_PSS_BUDGET	0.010	/* seconds of smaps_rollup a scrape
 					 * may spend before it answers */
 
 enum metrics_page { MP_NONE, MP_METRICS, MP_READYZ, MP_LIVEZ };
