@@ -2004,6 +2004,32 @@ START_TEST(host_pid_file_and_control_socket)
 }
 END_TEST
 
+START_TEST(host_metrics)
+{
+	char *file = xprintf("%s/m.sock", hdir);
+	FILE *f = fopen(file, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(host("[master]\nmetrics = unix:%s/m.sock\n" HOST_OK),
+	    73);
+	expect_error("%s:2: [master] metrics: listen unix:%s: %s exists and is "
+	    "not a socket; not replacing it", path, file, file);
+	ck_assert_int_eq(host("[master]\nmetrics = 192.0.2.1:9100\n" HOST_OK),
+	    71);
+	ck_assert_msg(errs.n == 1 && strncmp(errs.v[0], path, strlen(path)) ==
+	    0 && strstr(errs.v[0], ":2: [master] metrics: listen "
+	    "192.0.2.1:9100: ") != NULL, "%s", all_errors());
+	expect_no_errors(host("[master]\nmetrics = 127.0.0.1:9100\n" HOST_OK));
+	/* A reload keeps it as started: not looked at. */
+	ck_assert_int_eq(host("[master]\nmetrics = unix:%s/m.sock\n" HOST_OK),
+	    73);
+	errlist_free(&errs);
+	ck_assert_int_eq(config_check_host(&c, false, &errs), 0);
+	free(file);
+}
+END_TEST
+
 START_TEST(host_listeners)
 {
 	ck_assert_int_eq(host("[listen]\naddress = 192.0.2.1:8080\n[worker]\n"
@@ -2138,6 +2164,7 @@ config_suite(void)
 	tcase_add_test(t, host_log_files);
 	tcase_add_test(t, host_pid_file_and_control_socket);
 	tcase_add_test(t, host_listeners);
+	tcase_add_test(t, host_metrics);
 	tcase_add_test(t, host_runtime_dir);
 	tcase_add_test(t, host_first_failure_of_the_start);
 	suite_add_tcase(s, t);
