@@ -496,8 +496,8 @@ START_TEST(not_a_state)
 	static const char *const texts[] = {
 		"", "\n", "hello\n", "fugue-state\n", "fugue-state 1 2\n",
 		"fugue-state x\n", "fugue-state -1\n", "FUGUE-STATE 1\n",
-		"fugue-state  1\n", "fugue-state 1\r\nmaster 0 0 0 -1 -1 %\r\n"
-		    "end\r\n",
+		"fugue-state  1\n", ("fugue-state 1\r\nmaster 0 0 0 -1 -1 %\r\n"
+		    "end\r\n"),
 		"master 0 0 0 -1 -1 %\nend\n",
 	};
 
