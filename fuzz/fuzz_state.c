@@ -36,6 +36,20 @@ check_state(const struct state *s)
 		    "listener %zu", i);
 	for (size_t i = 0; i < s->cfg.n; i++)
 		FUZZ_CHECK(s->cfg.v[i] != NULL, "cfg line %zu", i);
+	FUZZ_CHECK(s->metrics_fd >= -1, "metrics fd %d", s->metrics_fd);
+	for (size_t i = 0; i < s->nmclients; i++)
+		FUZZ_CHECK(s->mclients[i].fd >= 0 && s->mclients[i].in != NULL &&
+		    strlen(s->mclients[i].in) <= STATE_MCLIENT_MAX,
+		    "metrics client %zu", i);
+	for (size_t i = 0; i < s->ncounts; i++)
+		FUZZ_CHECK(s->counts[i].name[0] != '\0' &&
+		    memchr(s->counts[i].name, '\0', sizeof(s->counts[i].name)) &&
+		    strspn(s->counts[i].name, "abcdefghijklmnopqrstuvwxyz"
+		    "0123456789_.") == strlen(s->counts[i].name),
+		    "count %zu", i);
+	FUZZ_CHECK(!s->last.set || (s->last.reason != NULL &&
+	    s->last.kind[0] && s->last.result[0] && s->last.time_ms >= 0),
+	    "last reload");
 	FUZZ_CHECK(s->cfg.n == 0 || s->cfg.v[s->cfg.n] == NULL,
 	    "cfg not NULL-terminated");
 }
@@ -61,7 +75,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL && err[0],
 		    "refused without a reason");
 		FUZZ_CHECK(s.ls == NULL && s.ws == NULL && s.ps == NULL &&
-		    s.waiters == NULL && s.cfg.n == 0 && s.notify_path == NULL,
+		    s.waiters == NULL && s.cfg.n == 0 && s.notify_path == NULL &&
+		    s.counts == NULL && s.last.reason == NULL &&
+		    s.mclients == NULL,
 		    "a refused state keeps allocations");
 		return 0;
 	}

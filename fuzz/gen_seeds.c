@@ -72,6 +72,8 @@ main(int argc, char **argv)
 	struct state_worker ws[4];
 	struct state_pipe ps[4];
 	struct state_waiter wt[2];
+	struct state_count cs[3];
+	struct state_mclient mc[1];
 	struct config c;
 	struct state s;
 	char path[PATH_MAX];
@@ -103,6 +105,7 @@ main(int argc, char **argv)
 		ps[i] = (struct state_pipe){ .fd = 6 + i, .slot = i,
 		    .pid = 4242 + i };
 	}
+	ws[0].readyfd = ws[1].readyfd = -1;	/* no ready = fd pipe */
 	s.ws = ws;
 	s.nws = 2;
 	s.ps = ps;
@@ -121,6 +124,7 @@ main(int argc, char **argv)
 		static const char *const kv[][3] = {
 		    { "master", "log_level", "debug" },
 		    { "master", "control_socket", "/run/app/fugue.sock" },
+		    { "master", "metrics", "127.0.0.1:9100" },
 		    { "master", "runtime_dir", "/run/app" },
 		    { "listen", "address", "127.0.0.1:8080" },
 		    { "listen", "address", "[::1]:8080" },
@@ -181,6 +185,8 @@ main(int argc, char **argv)
 	ws[3] = (struct state_worker){ .pid = 5102, .slot = 1, .gen = 4,
 	    .state = W_READY, .exec_ok = true, .execfd = -1, .outfd = 12,
 	    .age_ms = 900, .ready_age_ms = 10, .timer_ms = 9990 };
+	for (int i = 0; i < 4; i++)
+		ws[i].readyfd = -1;
 	s.ws = ws;
 	s.nws = 4;
 	ps[0] = (struct state_pipe){ 9, 0, 5000 };
@@ -197,6 +203,28 @@ main(int argc, char **argv)
 	wt[1] = (struct state_waiter){ 16, 4 };
 	s.waiters = wt;
 	s.nwaiters = 2;
+	/* The metrics endpoint, the counters, the last reload's failure. */
+	s.metrics_fd = 17;
+	mc[0] = (struct state_mclient){ 18, "GET /metrics HTTP/1.1\r\n" };
+	s.mclients = mc;
+	s.nmclients = 1;
+	memset(cs, 0, sizeof(cs));
+	snprintf(cs[0].name, sizeof(cs[0].name), "exits.signaled");
+	cs[0].value = 7;
+	snprintf(cs[1].name, sizeof(cs[1].name), "reloads.reload.rolled_back");
+	cs[1].value = 1;
+	snprintf(cs[2].name, sizeof(cs[2].name), "log_lines_dropped");
+	cs[2].value = 18446744073709551615ULL;
+	s.counts = cs;
+	s.ncounts = 3;
+	s.last.set = true;
+	snprintf(s.last.kind, sizeof(s.last.kind), "reload");
+	snprintf(s.last.result, sizeof(s.last.result), "rolled_back");
+	s.last.time_ms = 1796291708498LL;
+	s.last.from_gen = 2;
+	s.last.to_gen = 3;
+	s.last.reason = "worker 1 (pid 4998) of generation 3 exited with "
+	    "status 1 before the generation was ready";
 	state_config_dump(&c, &s.cfg);
 	put(dir, "gen-reload", &s);
 	strvec_clear(&s.cfg);
@@ -223,6 +251,7 @@ main(int argc, char **argv)
 	    .restarts = UINT_MAX, .backoff_ms = UINT_MAX,
 	    .last_status = INT_MAX, .age_ms = LLONG_MAX / 2,
 	    .ready_age_ms = LLONG_MAX / 2, .timer_ms = LLONG_MAX / 2 };
+	ws[0].readyfd = -1;
 	s.ws = ws;
 	s.nws = 1;
 	put(dir, "gen-limits", &s);

@@ -104,6 +104,36 @@ validate_listen(const struct config *c, struct errlist *errs)
 	}
 }
 
+/* The metrics endpoint is fugue's own: no worker may get it, and it
+ * cannot be bound beside a listener it excludes (or that excludes it). */
+static void
+validate_metrics(const struct config *c, struct errlist *errs)
+{
+	const struct address *m = &c->metrics_addr, *a;
+	const char *where = config_origin(c, "metrics");
+
+	if (c->metrics == NULL)
+		return;
+	for (size_t i = 0; i < c->nlisten; i++) {
+		a = &c->listen[i];
+		if (strcmp(a->text, m->text) == 0)
+			add_error(errs, "%s: [master] metrics: %s is also a "
+			    "[listen] address (%s): the endpoint is fugue's "
+			    "own, never passed to workers", where, m->text,
+			    config_listen_origin(c, i));
+		else if (address_overlap(a, m))
+			add_error(errs, "%s: [master] metrics: %s and [listen] "
+			    "address %s (%s) overlap: one cannot be bound "
+			    "while the other listens", where, m->text, a->text,
+			    config_listen_origin(c, i));
+	}
+	if (c->control_socket && m->family == AF_UNIX &&
+	    strcmp(m->text + 5, c->control_socket) == 0)
+		add_error(errs, "%s: [master] metrics: %s is the control "
+		    "socket (%s)", where, m->text,
+		    config_origin(c, "control_socket"));
+}
+
 int
 config_validate(struct config *c, bool daemonize, struct errlist *errs)
 {
@@ -111,6 +141,7 @@ config_validate(struct config *c, bool daemonize, struct errlist *errs)
 	size_t nerr = errs->n;
 
 	validate_listen(c, errs);
+	validate_metrics(c, errs);
 	if (c->argv.n == 0)
 		add_error(errs, "%s: [worker] command: missing", where);
 	/* count = 0 runs nothing, so it needs no socket either */
@@ -211,6 +242,17 @@ check_control_socket(struct check *k, const char *path)
 		fail(k, EX_CONFIG_, "control_socket", "%s", err);
 	else if ((r = listen_check(&a, err, sizeof(err))) != 0)
 		fail(k, r, "control_socket", "%s", err);
+}
+
+static void
+check_metrics(struct check *k)
+{
+	char err[512];
+	int r;
+
+	if (k->c->metrics && (r = listen_check(&k->c->metrics_addr, err,
+	    sizeof(err))) != 0)
+		fail(k, r, "metrics", "%s", err);
 }
 
 static void
@@ -345,6 +387,7 @@ config_check_host(const struct config *c, bool start, struct errlist *errs)
 		check_log_file(&k, "master_log_file", c->master_log_file);
 		check_pid_file(&k, c->pid_file);
 		check_control_socket(&k, c->control_socket);
+		check_metrics(&k);
 	}
 	check_listeners(&k);
 	if (start)

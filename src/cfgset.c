@@ -148,6 +148,30 @@ set_address(struct config *c, const struct key *k, const char *v,
 	return 0;
 }
 
+/* The master's own HTTP endpoint: TCP or unix:, like a listener. */
+int
+set_metrics(struct config *c, const struct key *k, const char *v,
+    char *err, size_t len)
+{
+	struct address a;
+	char why[200];
+
+	(void)k;
+	if (parse_address(v, &a, why, sizeof(why)) == -1) {
+		snprintf(err, len, "bad address \"%s\": %s", v, why);
+		return -1;
+	}
+	if (address_v4_mapped(&a)) {
+		snprintf(err, len, "%s: an IPv4-mapped address cannot be bound "
+		    "(IPv6 sockets are IPv6-only); write it as IPv4", a.text);
+		return -1;
+	}
+	free(c->metrics);
+	c->metrics = xstrdup(a.text);
+	c->metrics_addr = a;
+	return 0;
+}
+
 static int
 get_number(const struct key *k, const char *v, unsigned long *n, char *err,
     size_t len)

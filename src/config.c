@@ -42,6 +42,7 @@ static const struct key keys[] = {
 	{ M, "master_log_file",	set_path, F(master_log_file), 0, 0, false },
 	{ M, "log_level",	set_log_level, 0, 0, 0, false },
 	{ M, "control_socket",	set_path, F(control_socket), 0, 0, false },
+	{ M, "metrics",		set_metrics, 0, 0, 0, false },
 	{ M, "runtime_dir",	set_path, F(runtime_dir), 0, 0, false },
 	{ M, "subreaper",	set_subreaper, 0, 0, 0, false },
 	{ M, "exec_before_reload", set_hook, F(hook[HOOK_BEFORE]), 0, 0, false },
@@ -366,6 +367,7 @@ config_free(struct config *c)
 	free(c->log_file);
 	free(c->master_log_file);
 	free(c->control_socket);
+	free(c->metrics);
 	free(c->runtime_dir);
 	for (int i = 0; i < HOOK_N; i++) {
 		free(c->hook[i].text);

@@ -44,6 +44,8 @@ struct config {
 	char		*master_log_file;
 	int		 log_level;	/* enum log_level, default LVL_INFO */
 	char		*control_socket;
+	char		*metrics;	/* the HTTP endpoint's address, canonical */
+	struct address	 metrics_addr;
 	char		*runtime_dir;	/* NULL: $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, /tmp */
 	int		 subreaper;	/* enum subreaper_mode, default AUTO */
 	struct hookcmd {

@@ -37,6 +37,8 @@ int	set_subreaper(struct config *, const struct key *, const char *,
 	    char *, size_t);
 int	set_address(struct config *, const struct key *, const char *,
 	    char *, size_t);
+int	set_metrics(struct config *, const struct key *, const char *,
+	    char *, size_t);
 int	set_int(struct config *, const struct key *, const char *,
 	    char *, size_t);
 int	set_unsigned(struct config *, const struct key *, const char *,

@@ -63,6 +63,65 @@ build_worker(struct master *m, struct worker *w,
 		sw->timer_ms = 0;
 }
 
+static void
+add_count(struct state *s, const char *name, unsigned long long v)
+{
+	struct state_count *c;
+
+	s->counts = xrealloc(s->counts, (s->ncounts + 1) * sizeof(*s->counts));
+	c = &s->counts[s->ncounts++];
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->value = v;
+}
+
+/* The counters and the last reload, by name: a fugue that counts more
+ * (or less) reads what it knows. */
+static void
+build_counts(struct master *m, struct state *s)
+{
+	const struct reload_record *r = &m->counts.last;
+	char name[STATE_COUNT_NAME_MAX];
+
+	for (int x = 0; x < WX_COUNT; x++) {
+		snprintf(name, sizeof(name), "exits.%s", worker_exit_name(x));
+		add_count(s, name, m->counts.exits[x]);
+	}
+	for (int k = 0; k < RK_COUNT; k++)
+		for (int x = 0; x < RR_COUNT; x++) {
+			snprintf(name, sizeof(name), "reloads.%s.%s",
+			    reload_kind_name(k), reload_result_name(x));
+			add_count(s, name, m->counts.reloads[k][x]);
+		}
+	add_count(s, "log_lines_dropped", m->sink.dropped_total);
+	if (!r->set)
+		return;
+	s->last.set = true;
+	snprintf(s->last.kind, sizeof(s->last.kind), "%s",
+	    reload_kind_name(r->kind));
+	snprintf(s->last.result, sizeof(s->last.result), "%s",
+	    reload_result_name(r->result));
+	s->last.time_ms = (int64_t)(r->time * 1000);
+	s->last.from_gen = r->from_gen;
+	s->last.to_gen = r->to_gen;
+	s->last.reason = xstrdup(r->reason);
+}
+
+/* Metrics clients not answered yet: the new image answers them. */
+static void
+build_mclients(struct master *m, struct state *s)
+{
+	struct metrics_pending *p;
+	size_t n = metrics_pending(&m->metrics, &p);
+
+	s->mclients = xcalloc(n ? n : 1, sizeof(*s->mclients));
+	for (size_t i = 0; i < n; i++) {
+		s->mclients[i].fd = p[i].fd;
+		s->mclients[i].in = p[i].in;
+	}
+	s->nmclients = n;
+	free(p);
+}
+
 void
 handover_build(struct master *m, struct state *s)
 {
@@ -113,6 +172,11 @@ handover_build(struct master *m, struct state *s)
 		s->nwaiters++;
 	}
 	state_config_dump(&m->serving->cfg, &s->cfg);
+	s->metrics_fd = m->metrics.l.fd;
+	s->metrics_dev = m->metrics.l.dev;
+	s->metrics_ino = m->metrics.l.ino;
+	build_mclients(m, s);
+	build_counts(m, s);
 }
 
 /* ---- in the new image ---- */
@@ -264,6 +328,79 @@ adopt_worker(struct master *m, const struct state *s,
 	sv_resume(&m->sv, w, sw->execfd, sw->timer_ms);
 }
 
+static void
+adopt_count(struct master *m, const struct state_count *c)
+{
+	char name[STATE_COUNT_NAME_MAX];
+
+	for (int x = 0; x < WX_COUNT; x++) {
+		snprintf(name, sizeof(name), "exits.%s", worker_exit_name(x));
+		if (strcmp(c->name, name) == 0)
+			m->counts.exits[x] += c->value;
+	}
+	for (int k = 0; k < RK_COUNT; k++)
+		for (int x = 0; x < RR_COUNT; x++) {
+			snprintf(name, sizeof(name), "reloads.%s.%s",
+			    reload_kind_name(k), reload_result_name(x));
+			if (strcmp(c->name, name) == 0)
+				m->counts.reloads[k][x] += c->value;
+		}
+	if (strcmp(c->name, "log_lines_dropped") == 0)
+		m->sink.dropped_total += c->value;
+}
+
+static void
+adopt_counts(struct master *m, const struct state *s)
+{
+	struct reload_record *r = &m->counts.last;
+	int kind = reload_kind_parse(s->last.kind);
+	int result = reload_result_parse(s->last.result);
+
+	for (size_t i = 0; i < s->ncounts; i++)
+		adopt_count(m, &s->counts[i]);
+	if (!s->last.set || kind < 0 || result < 0)
+		return;
+	r->set = true;
+	r->kind = kind;
+	r->result = result;
+	r->time = s->last.time_ms / 1000.0;
+	r->from_gen = s->last.from_gen;
+	r->to_gen = s->last.to_gen;
+	snprintf(r->reason, sizeof(r->reason), "%s", s->last.reason ?
+	    s->last.reason : "");
+}
+
+/* The endpoint keeps its socket (and its clients' connections queued). */
+static void
+adopt_metrics(struct master *m, const struct state *s)
+{
+	struct listener *l = &m->metrics.l;
+
+	if (s->metrics_fd < 0)
+		return;
+	fcntl(s->metrics_fd, F_SETFD, FD_CLOEXEC);
+	if (listen_describe(s->metrics_fd, &l->addr) == -1) {
+		log_error("upgrade: the metrics endpoint (fd %d) is not a "
+		    "listening socket; metrics are off", s->metrics_fd);
+		close(s->metrics_fd);
+		return;
+	}
+	l->fd = s->metrics_fd;
+	l->dev = s->metrics_dev;
+	l->ino = s->metrics_ino;
+	metrics_start(&m->metrics, m->loop, m->metrics.page, m->metrics.arg);
+}
+
+static void
+adopt_mclients(struct master *m, const struct state *s)
+{
+	for (size_t i = 0; i < s->nmclients; i++) {
+		fcntl(s->mclients[i].fd, F_SETFD, FD_CLOEXEC);
+		metrics_adopt_client(&m->metrics, s->mclients[i].fd,
+		    s->mclients[i].in);
+	}
+}
+
 void
 handover_adopt(struct master *m, struct state *s)
 {
@@ -299,6 +436,9 @@ handover_adopt(struct master *m, struct state *s)
 	for (i = 0; i < s->nwaiters; i++)
 		control_adopt_waiter(&m->ctl, s->waiters[i].fd,
 		    s->waiters[i].after);
+	adopt_metrics(m, s);
+	adopt_mclients(m, s);
+	adopt_counts(m, s);
 	for (i = 0; i < s->nws; i++)
 		adopt_worker(m, s, &s->ws[i]);
 	/* Listeners only old workers used are theirs until they are gone. */

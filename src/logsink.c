@@ -59,6 +59,7 @@ drop(struct logsink *s, const char *p, size_t n, int err)
 	if (lines == 0)
 		return;
 	s->dropped += lines;
+	s->dropped_total += lines;
 	s->drop_errno = err;
 }
 

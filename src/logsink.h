@@ -38,6 +38,7 @@ struct logsink {
 	dev_t		 dev;		/* the target's file, where frag went */
 	ino_t		 ino;
 	unsigned long	 dropped;	/* lines lost since the last report */
+	unsigned long long dropped_total;	/* and since fugue started */
 	int		 drop_errno;	/* EAGAIN: the backlog was full */
 	int		 fail;		/* a write failed (errno); retried */
 	size_t		 frag;		/* bytes of a line written without its

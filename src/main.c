@@ -400,6 +400,15 @@ main(int argc, char **argv)
 		log_error("control socket: %s", err);
 		goto out_master;
 	}
+	if (m.serving->cfg.metrics) {
+		if ((r = metrics_open(&m.metrics.l, &m.serving->cfg.metrics_addr,
+		    err, sizeof(err))) != 0) {
+			log_error("metrics: %s", err);
+			goto out_master;
+		}
+		log_info("metrics on %s (/metrics, /readyz, /livez)",
+		    m.metrics.l.addr.text);
+	}
 	if ((r = activate_listeners(&m.serving->cfg, &m.lsocks, err,
 	    sizeof(err))) != 0 || (r = master_bind(&m, err, sizeof(err))) != 0) {
 		log_error("%s", err);

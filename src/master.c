@@ -64,6 +64,7 @@ master_init(struct master *m, struct config *c, config_loader load,
 	m->ready_fd = -1;
 	m->nofile = -1;
 	m->ctl.fd = -1;
+	m->metrics.l.fd = -1;
 	m->check.memfd = -1;
 }
 
@@ -87,6 +88,7 @@ master_finish(struct master *m)
 		pidfile_remove(m->serving->cfg.pid_file, m->pid_fd, m->pid);
 	m->pid_fd = -1;
 	control_close(&m->ctl, m->serving->cfg.control_socket);
+	metrics_close(&m->metrics, true);
 	/* The listeners close with the last generation. */
 	while ((g = TAILQ_FIRST(&m->gens)) != NULL)
 		gen_drop(m, g);
@@ -297,6 +299,8 @@ on_worker(void *arg, struct worker *w, enum worker_event e,
 	struct master *m = arg;
 	char how[96], why[320], d[32];
 
+	if (e == WE_EXIT)
+		m->counts.exits[w->exit_reason % WX_COUNT]++;
 	if (from == W_STARTING && w->state == W_READY) {
 		if (w->g == m->serving)
 			m->seen_ready = true;
@@ -677,6 +681,7 @@ master_run(struct master *m)
 	}
 	watchdog_start(m);
 	control_start(&m->ctl, m->loop, m->ctl.fd, on_command, m);
+	metrics_start(&m->metrics, m->loop, status_http, m);
 	if (m->adopt)
 		run_adopted(m);
 	else if ((r = run_first(m)) != 0)
@@ -695,6 +700,7 @@ master_free(struct master *m)
 	control_close(&m->ctl, m->serving ? m->serving->cfg.control_socket :
 	    NULL);
 	lsock_exiting(&m->lsocks);	/* the fd store keeps them */
+	metrics_close(&m->metrics, true);
 	while ((g = TAILQ_FIRST(&m->gens)) != NULL)
 		gen_drop(m, g);
 	lsock_close_unused(&m->lsocks);

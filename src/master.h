@@ -12,6 +12,7 @@
 #include "gen.h"
 #include "hook.h"
 #include "logging.h"
+#include "metrics.h"
 #include "supervise.h"
 #include "upgrade.h"
 
@@ -78,6 +79,8 @@ struct master {
 	int		 ready_fd;	/* -d: tell the launcher, -1 none */
 
 	struct control	 ctl;
+	struct metrics	 metrics;	/* the HTTP endpoint, l.fd -1 none */
+	struct counters	 counts;	/* exits, reloads: kept across upgrades */
 	unsigned	 op_seq;	/* reloads and upgrades started */
 	unsigned	 op_current;	/* the one running (or last run) */
 
@@ -148,6 +151,12 @@ void	handover_adopt(struct master *, struct state *);
 
 /* ---- status.c ---- */
 char	*status_format(const struct master *, bool json);
+/* The metrics endpoint's callback: /metrics and /readyz. */
+void	status_http(void *master, struct metrics_client *, enum metrics_page);
+/* A reload or upgrade ended: counted, and remembered as the last one. */
+void	status_record_reload(struct master *, bool upgrade,
+	    enum reload_result, unsigned from_gen, unsigned to_gen,
+	    const char *reason);
 
 /* recycle.c: replacing workers that are too old, too big, or ask to be. */
 void	recycle_init(struct master *);

@@ -310,6 +310,7 @@ commit(struct master *m)
 	    NULL);
 	answer(m, hooked, "ok", "generation %u serving %u worker%s", g->id,
 	    g->target, plural(g->target));
+	status_record_reload(m, m->upgrading, RR_OK, old->id, g->id, "");
 	gens_reap(m);
 	recycle_config(m);
 	op_done(m);
@@ -448,6 +449,8 @@ reload_rollback(struct master *m, const char *why)
 	for (size_t i = 0; i < g->nls; i++)
 		lsock_release(&m->lsocks, g->ls[i]);
 	g->nls = 0;
+	status_record_reload(m, m->upgrading, RR_ROLLED_BACK, m->serving->id,
+	    g->id, why);
 	/* READY=1 still, or systemd would stay "reloading". */
 	notify_systemd("READY=1\nSTATUS=reload failed, generation %u serving "
 	    "%u worker%s", m->serving->id, m->serving->target,
@@ -475,6 +478,8 @@ refused(struct master *m, const char *what, const char *why,
 	hooked = hook_after(m, c, HOOK_FAILED, m->serving->id, new_gen,
 	    "refused", why);
 	answer(m, hooked, "refused", "%s", detail ? detail : why);
+	status_record_reload(m, strcmp(what, "upgrade") == 0, RR_REFUSED,
+	    m->serving->id, 0, detail ? detail : why);
 	op_done(m);
 }
 
@@ -500,6 +505,7 @@ keep_start_only(struct master *m, struct config *c)
 	} keys[] = {
 		{ "pid_file", offsetof(struct config, pid_file) },
 		{ "control_socket", offsetof(struct config, control_socket) },
+		{ "metrics", offsetof(struct config, metrics) },
 		{ "runtime_dir", offsetof(struct config, runtime_dir) },
 	};
 
@@ -514,6 +520,7 @@ keep_start_only(struct master *m, struct config *c)
 		free(*now);
 		*now = was ? xstrdup(was) : NULL;
 	}
+	c->metrics_addr = m->serving->cfg.metrics_addr;
 	if (c->subreaper != m->serving->cfg.subreaper) {
 		log_warnx("%s: [master] subreaper changes only at a restart",
 		    op(m));

@@ -18,6 +18,10 @@
  *   notify GEN FD PATH                  (version 2)
  *   sink FD                             (version 2)
  *   ready PID FD      after PID's worker record (version 2)
+ *   metrics FD DEV INO                  (version 2)
+ *   mclient FD REQUEST_SO_FAR           (version 2)
+ *   count NAME VALUE                    (version 2)
+ *   lastreload KIND RESULT TIME_MS FROM_GEN TO_GEN REASON   (version 2)
  *   end
  */
 #include <ctype.h>
@@ -132,6 +136,25 @@ state_format(const struct state *s, size_t *len)
 	}
 	if (s->sink_fd >= 0)
 		outbuf_printf(&o, "sink %d\n", s->sink_fd);
+	if (s->metrics_fd >= 0)
+		outbuf_printf(&o, "metrics %d %llu %llu\n", s->metrics_fd,
+		    (unsigned long long)s->metrics_dev,
+		    (unsigned long long)s->metrics_ino);
+	for (i = 0; i < s->nmclients; i++) {
+		outbuf_printf(&o, "mclient %d ", s->mclients[i].fd);
+		put_encoded(&o, s->mclients[i].in);
+		outbuf_add(&o, "\n", 1);
+	}
+	for (i = 0; i < s->ncounts; i++)
+		outbuf_printf(&o, "count %s %llu\n", s->counts[i].name,
+		    s->counts[i].value);
+	if (s->last.set) {
+		outbuf_printf(&o, "lastreload %s %s %lld %u %u ", s->last.kind,
+		    s->last.result, (long long)s->last.time_ms,
+		    s->last.from_gen, s->last.to_gen);
+		put_encoded(&o, s->last.reason ? s->last.reason : "");
+		outbuf_add(&o, "\n", 1);
+	}
 	outbuf_add(&o, "end\n", 4);
 	*len = o.len;
 	return o.p;
@@ -208,6 +231,17 @@ num(const char *s, long long lo, long long hi, long long *out)
 }
 
 #define MAXF	16
+
+/* A name of the state's own: 1 to max - 1 bytes of [a-z], and of digits,
+ * '_' and '.' when dots. */
+static bool
+word(const char *s, size_t max, bool dots)
+{
+	size_t n = strspn(s, dots ? "abcdefghijklmnopqrstuvwxyz0123456789_." :
+	    "abcdefghijklmnopqrstuvwxyz_");
+
+	return n > 0 && n < max && s[n] == '\0';
+}
 
 /* Split a line at single spaces; returns the field count, -1 if too many. */
 static int
@@ -384,6 +418,55 @@ parse_line(char **f, int nf, struct state *s, bool *seen_master,
 		s->sink_fd = v[0];
 		return 0;
 	}
+	if (strcmp(f[0], "metrics") == 0 && nf == 4 && s->version >= 2) {
+		unsigned long long dev, ino;
+
+		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1 ||
+		    unum(f[2], &dev) == -1 || unum(f[3], &ino) == -1)
+			goto bad;
+		s->metrics_fd = v[0];
+		s->metrics_dev = (dev_t)dev;
+		s->metrics_ino = (ino_t)ino;
+		return 0;
+	}
+	if (strcmp(f[0], "mclient") == 0 && nf == 3 && s->version >= 2) {
+		if (num(f[1], 0, FD_LIMIT, &v[0]) == -1 || decode(f[2]) == -1 ||
+		    strlen(f[2]) > STATE_MCLIENT_MAX)
+			goto bad;
+		s->mclients = grow(s->mclients, s->nmclients,
+		    sizeof(*s->mclients));
+		s->mclients[s->nmclients].fd = v[0];
+		s->mclients[s->nmclients++].in = xstrdup(f[2]);
+		return 0;
+	}
+	if (strcmp(f[0], "count") == 0 && nf == 3 && s->version >= 2) {
+		unsigned long long n;
+
+		if (!word(f[1], STATE_COUNT_NAME_MAX, true) ||
+		    unum(f[2], &n) == -1)
+			goto bad;
+		s->counts = grow(s->counts, s->ncounts, sizeof(*s->counts));
+		strcpy(s->counts[s->ncounts].name, f[1]);
+		s->counts[s->ncounts++].value = n;
+		return 0;
+	}
+	if (strcmp(f[0], "lastreload") == 0 && nf == 7 && s->version >= 2) {
+		if (!word(f[1], STATE_WORD_MAX, false) ||
+		    !word(f[2], STATE_WORD_MAX, false) ||
+		    num(f[3], 0, LLONG_MAX / 2, &v[0]) == -1 ||
+		    num(f[4], 0, UINT_MAX, &v[1]) == -1 ||
+		    num(f[5], 0, UINT_MAX, &v[2]) == -1 || decode(f[6]) == -1)
+			goto bad;
+		s->last.set = true;
+		strcpy(s->last.kind, f[1]);
+		strcpy(s->last.result, f[2]);
+		s->last.time_ms = v[0];
+		s->last.from_gen = v[1];
+		s->last.to_gen = v[2];
+		free(s->last.reason);
+		s->last.reason = xstrdup(f[6]);
+		return 0;
+	}
 	if (strcmp(f[0], "cfg") == 0 && nf == 4) {
 		if (decode(f[1]) == -1 || decode(f[2]) == -1 ||
 		    decode(f[3]) == -1 || strchr(f[1], '\t') ||
@@ -484,6 +567,11 @@ state_free(struct state *s)
 	free(s->ws);
 	free(s->ps);
 	free(s->waiters);
+	free(s->counts);
+	free(s->last.reason);
+	for (size_t i = 0; i < s->nmclients; i++)
+		free(s->mclients[i].in);
+	free(s->mclients);
 	strvec_clear(&s->cfg);
 	state_init(s);
 }
@@ -493,6 +581,7 @@ state_init(struct state *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->pid_fd = s->notify_fd = s->ctl_fd = s->sink_fd = -1;
+	s->metrics_fd = -1;
 	s->nofile = -1;
 }
 
@@ -532,6 +621,7 @@ state_config_dump(const struct config *c, struct strvec *out)
 	cfg_line(out, "master", "master_log_file", c->master_log_file);
 	cfg_line(out, "master", "log_level", levels[c->log_level & 3]);
 	cfg_line(out, "master", "control_socket", c->control_socket);
+	cfg_line(out, "master", "metrics", c->metrics);
 	cfg_line(out, "master", "runtime_dir", c->runtime_dir);
 	cfg_line(out, "master", "subreaper", reapers[c->subreaper % 3]);
 	/* The keys that came later only when set (a downgrade still reads

@@ -1,11 +1,18 @@
 /*
- * The status report of the control socket's "status" and "status json":
- * the master's phase, the serving generation and every worker record.
+ * What the master reports: the control socket's "status" and "status
+ * json" (the phase, the serving generation, every worker record and the
+ * last reload), and the metrics endpoint's /readyz and /metrics.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "master.h"
+
+#ifndef FUGUE_VERSION
+#define FUGUE_VERSION "0.0.0"
+#endif
 
 static void
 json_string(struct outbuf *o, const char *s)
@@ -52,6 +59,63 @@ lame_duck_left(const struct master *m)
 	if (!m->lame_duck)
 		return -1;
 	return ev_timer_remaining(m->loop, (ev_timer *)&m->stop_timer);
+}
+
+/* "2026-11-24T21:05:00Z" */
+static void
+format_wall(double t, char *buf, size_t len)
+{
+	time_t s = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&s, &tm) == NULL || strftime(buf, len,
+	    "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "%.0f", t);
+}
+
+static void
+last_reload_json(struct outbuf *o, const struct reload_record *r)
+{
+	if (!r->set) {
+		outbuf_printf(o, ",\"last_reload\":null");
+		return;
+	}
+	outbuf_printf(o, ",\"last_reload\":{\"kind\":\"%s\",\"result\":\"%s\","
+	    "\"time\":%.3f,\"from_generation\":%u,\"to_generation\":",
+	    reload_kind_name(r->kind), reload_result_name(r->result), r->time,
+	    r->from_gen);
+	if (r->to_gen)
+		outbuf_printf(o, "%u", r->to_gen);
+	else
+		outbuf_printf(o, "null");
+	outbuf_printf(o, ",\"reason\":");
+	json_string(o, r->reason);
+	outbuf_printf(o, "}");
+}
+
+/* "last upgrade: rolled back at 2026-...Z (5s ago), generation 3 -> 4:
+ * worker 0 ... exited with status 1 before the generation was ready" */
+static void
+last_reload_text(struct outbuf *o, const struct reload_record *r)
+{
+	char when[32], ago[32];
+
+	if (!r->set)
+		return;
+	format_wall(r->time, when, sizeof(when));
+	format_uptime(ev_time() > r->time ? ev_time() - r->time : 0, ago,
+	    sizeof(ago));
+	outbuf_printf(o, "last %s: %s at %s (%s ago), generation %u",
+	    reload_kind_name(r->kind), r->result == RR_ROLLED_BACK ?
+	    "rolled back" : reload_result_name(r->result), when, ago,
+	    r->from_gen);
+	if (r->to_gen)
+		outbuf_printf(o, " -> %u", r->to_gen);
+	if (r->result != RR_OK && r->reason[0]) {
+		outbuf_add(o, ": ", 2);
+		outbuf_add(o, r->reason, strlen(r->reason));
+	}
+	outbuf_add(o, "\n", 1);
 }
 
 char *
@@ -104,7 +168,9 @@ status_format(const struct master *m, bool json)
 				outbuf_printf(&o, "null");
 			outbuf_printf(&o, "}");
 		}
-		outbuf_printf(&o, "],\"recycled\":%lu}\n", m->recycles);
+		outbuf_printf(&o, "],\"recycled\":%lu", m->recycles);
+		last_reload_json(&o, &m->counts.last);
+		outbuf_printf(&o, "}\n");
 	} else {
 		if (left >= 0)
 			snprintf(duck, sizeof(duck), " (stop_delay: serving "
@@ -138,7 +204,90 @@ status_format(const struct master *m, bool json)
 			    last, w->retiring ? "; replacing: " : "",
 			    w->retiring ? w->retire_why : "");
 		}
+		last_reload_text(&o, &m->counts.last);
 	}
 	outbuf_add(&o, "", 1);	/* NUL */
 	return o.p;
+}
+
+/* /readyz: the first generation is ready and no stop has begun. NULL,
+ * or why not. */
+static const char *
+not_ready(const struct master *m, char *buf, size_t len)
+{
+	if (m->phase == M_STOPPING)
+		return "stopping";
+	if (m->phase == M_STARTING) {
+		snprintf(buf, len, "starting: %u of %u workers of generation "
+		    "%u ready", workers_count(&m->sv.wt, m->serving->id,
+		    WS(W_READY)), m->serving->target, m->serving->id);
+		return buf;
+	}
+	return NULL;
+}
+
+static struct prom_snapshot *
+snapshot(const struct master *m)
+{
+	struct prom_snapshot *s = xcalloc(1, sizeof(*s));
+	ev_tstamp now = mono_now();
+	const struct worker *w;
+	char buf[128];
+
+	s->version = FUGUE_VERSION;
+	s->pid = m->pid;
+	s->ready = not_ready(m, buf, sizeof(buf)) == NULL;
+	s->serving_gen = m->serving->id;
+	s->wanted = m->serving->target;
+	s->counts = m->counts;
+	s->log_dropped = m->sink.dropped_total;
+	s->ws = xcalloc(m->sv.wt.n ? m->sv.wt.n : 1, sizeof(*s->ws));
+	TAILQ_FOREACH(w, &m->sv.wt.list, link) {
+		struct prom_worker *pw = &s->ws[s->nws++];
+
+		if (w->state < W_GONE)
+			s->by_state[w->state]++;
+		pw->pid = w->pid;
+		pw->slot = w->slot;
+		pw->gen = w->gen;
+		pw->uptime = w->pid > 0 ? now - w->started : 0;
+		pw->restarts = w->restarts;
+	}
+	return s;
+}
+
+void
+status_http(void *arg, struct metrics_client *c, enum metrics_page page)
+{
+	const struct master *m = arg;
+	const char *why;
+	char buf[128], line[160];
+
+	if (page == MP_METRICS) {
+		metrics_scrape(c, snapshot(m));
+		return;
+	}
+	if ((why = not_ready(m, buf, sizeof(buf))) == NULL)
+		metrics_reply(c, 200, "ok\n");
+	else {
+		snprintf(line, sizeof(line), "not ready: %s\n", why);
+		metrics_reply(c, 503, line);
+	}
+}
+
+void
+status_record_reload(struct master *m, bool upgrade, enum reload_result r,
+    unsigned from_gen, unsigned to_gen, const char *reason)
+{
+	struct reload_record *last = &m->counts.last;
+	enum reload_kind k = upgrade ? RK_UPGRADE : RK_RELOAD;
+
+	m->counts.reloads[k][r]++;
+	last->set = true;
+	last->kind = k;
+	last->result = r;
+	last->time = ev_time();
+	last->from_gen = from_gen;
+	last->to_gen = to_gen;
+	snprintf(last->reason, sizeof(last->reason), "%s", reason);
 }

@@ -56,6 +56,8 @@ signal_stop(struct worker *w)
 void
 sv_kill(struct worker *w)
 {
+	if (w->pid > 0)
+		w->killed = true;
 	signal_worker(w, SIGKILL, w->g->cfg.kill_mode != KILL_PROCESS);
 }
 
@@ -227,6 +229,7 @@ spawn(struct supervisor *sv, struct worker *w)
 	w->pid = pid;
 	w->state = W_STARTING;
 	w->exec_ok = false;
+	w->killed = false;
 	w->started = mono_now();
 	w->ready_at = 0;
 	watch_exec(sv, w, execfd);
@@ -407,6 +410,9 @@ sv_exited(struct supervisor *sv, struct worker *w, int status, bool again)
 		    w->slot, (long)w->pid);
 	sv_ready_close(sv, w);
 	w->last_status = status;
+	/* Now: a respawn in the step below starts its next process. */
+	w->exit_reason = workers_exit_reason(w->state, w->exec_ok,
+	    w->failed_start, w->killed, status);
 	sv_step(sv, w, WE_EXIT, again, -1);	/* w may be gone after */
 }
 

@@ -204,7 +204,7 @@ int *
 upgrade_state_fds(const struct state *s, int *n)
 {
 	int *v = xcalloc(8 + s->nls + 2 * s->nws + s->nps + s->nwaiters +
-	    s->nns, sizeof(*v));
+	    s->nns + s->nmclients, sizeof(*v));
 	size_t i;
 
 	*n = 0;
@@ -213,6 +213,7 @@ upgrade_state_fds(const struct state *s, int *n)
 	ADD(s->notify_fd);
 	ADD(s->ctl_fd);
 	ADD(s->sink_fd);
+	ADD(s->metrics_fd);
 	for (i = 0; i < s->nls; i++)
 		ADD(s->ls[i].fd);
 	for (i = 0; i < s->nws; i++) {
@@ -225,6 +226,8 @@ upgrade_state_fds(const struct state *s, int *n)
 		ADD(s->waiters[i].fd);
 	for (i = 0; i < s->nns; i++)
 		ADD(s->ns[i].fd);
+	for (i = 0; i < s->nmclients; i++)
+		ADD(s->mclients[i].fd);
 #undef ADD
 	return v;
 }

@@ -15,7 +15,8 @@
 #include "util.h"
 
 /* 2: a notify socket per generation in a private directory; version 1
- * (one socket, the serving generation's) is still read. */
+ * (one socket, the serving generation's) is still read. Version 2 also
+ * carries the metrics endpoint, the counters and the last reload. */
 #define STATE_VERSION	2
 #define STATE_ENV	"FUGUE_STATE_FD"
 
@@ -61,6 +62,32 @@ struct state_notify {
 	char	*path;
 };
 
+/* A counter carried across the exec, by name ("exits.stopped"); a name
+ * the new image does not know is left behind. */
+#define STATE_COUNT_NAME_MAX	48
+struct state_count {
+	char	 name[STATE_COUNT_NAME_MAX];	/* [a-z0-9_.] */
+	unsigned long long value;
+};
+
+/* The last reload or upgrade (promtext.h's reload_record), by name. */
+#define STATE_WORD_MAX		16
+struct state_reload {
+	bool	 set;
+	char	 kind[STATE_WORD_MAX];		/* [a-z_] */
+	char	 result[STATE_WORD_MAX];
+	int64_t	 time_ms;	/* since the epoch */
+	unsigned from_gen, to_gen;
+	char	*reason;
+};
+
+/* A metrics client answered nothing yet, and its request so far. */
+#define STATE_MCLIENT_MAX	8192	/* METRICS_HEAD_MAX */
+struct state_mclient {
+	int	 fd;
+	char	*in;
+};
+
 struct state {
 	unsigned version;
 	unsigned cur_gen, last_gen, target;
@@ -84,6 +111,14 @@ struct state {
 	struct state_notify *ns;
 	size_t	 nns;
 	int	 sink_fd;	/* log lines not yet written (memfd), -1 none */
+	int	 metrics_fd;	/* the metrics endpoint, -1 none */
+	dev_t	 metrics_dev;	/* its UNIX socket file */
+	ino_t	 metrics_ino;
+	struct state_count *counts;
+	size_t	 ncounts;
+	struct state_reload last;
+	struct state_mclient *mclients;
+	size_t	 nmclients;
 };
 
 /* Text form; parse never trusts its input: -1 with err on anything off. */

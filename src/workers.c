@@ -1,3 +1,5 @@
+#include <sys/wait.h>
+
 #include <stdlib.h>
 
 #include "util.h"
@@ -130,4 +132,31 @@ worker_state_name(enum worker_state s)
 		return "gone";
 	}
 	return "?";
+}
+
+enum worker_exit
+workers_exit_reason(enum worker_state from, bool exec_ok, bool failed_start,
+    bool killed, int status)
+{
+	if (from == W_DRAINING) {
+		if (failed_start)
+			return WX_READY_TIMEOUT;
+		return killed ? WX_KILLED : WX_STOPPED;
+	}
+	if (!exec_ok)
+		return WX_EXEC_FAILED;
+	if (killed)		/* only the watchdog kills a running worker */
+		return WX_WATCHDOG;
+	return WIFSIGNALED(status) ? WX_SIGNALED : WX_EXITED;
+}
+
+const char *
+worker_exit_name(enum worker_exit x)
+{
+	static const char *const names[WX_COUNT] = {
+		"stopped", "killed", "ready_timeout", "watchdog", "exec_failed",
+		"exited", "signaled",
+	};
+
+	return (unsigned)x < WX_COUNT ? names[x] : "?";
 }

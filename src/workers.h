@@ -18,6 +18,19 @@ enum worker_state {
 	W_GONE,		/* exited for good: the record is removed */
 };
 
+/* Why a worker process ended, for the exit counters. The names cross an
+ * upgrade: append only. */
+enum worker_exit {
+	WX_STOPPED,		/* after fugue's stop signal */
+	WX_KILLED,		/* SIGKILL from fugue: kill_timeout passed */
+	WX_READY_TIMEOUT,	/* stopped for not being ready in time */
+	WX_WATCHDOG,		/* SIGKILL from fugue: no WATCHDOG=1 */
+	WX_EXEC_FAILED,		/* its command could not be executed */
+	WX_EXITED,		/* exited by itself */
+	WX_SIGNALED,		/* killed by a signal fugue did not send */
+	WX_COUNT
+};
+
 struct generation;
 
 struct worker {
@@ -29,6 +42,8 @@ struct worker {
 	enum worker_state state;
 	bool		 exec_ok;	/* the exec-error pipe closed empty */
 	bool		 failed_start;	/* stopped for not getting ready */
+	bool		 killed;	/* fugue sent its process SIGKILL */
+	enum worker_exit exit_reason;	/* why its last process ended */
 	double		 started;	/* fork time (mono_now) */
 	double		 ready_at;	/* 0 until ready */
 	double		 pinged;	/* last WATCHDOG=1 (mono_now) */
@@ -89,5 +104,10 @@ unsigned	 workers_backoff(unsigned prev_ms, bool was_ready,
 		    double ready_for, unsigned max_ms);
 
 const char	*worker_state_name(enum worker_state);
+
+/* Why a process that left state `from` ended with wait status. */
+enum worker_exit workers_exit_reason(enum worker_state from, bool exec_ok,
+		    bool failed_start, bool killed, int status);
+const char	*worker_exit_name(enum worker_exit);
 
 #endif

@@ -1953,6 +1953,62 @@ START_TEST(listen_is_the_control_socket)
 }
 END_TEST
 
+START_TEST(metrics_address)
+{
+	ck_assert_int_eq(load("[master]\nmetrics = localhost:9100\n"), 0);
+	ck_assert_str_eq(c.metrics, "127.0.0.1:9100");
+	ck_assert_int_eq(c.metrics_addr.family, AF_INET);
+	config_free(&c);
+	config_init(&c);
+	ck_assert_int_eq(load("[master]\nmetrics = unix:/run/app/m.sock\n"),
+	    0);
+	ck_assert_str_eq(c.metrics, "unix:/run/app/m.sock");
+	config_free(&c);
+	config_init(&c);
+	ck_assert_int_eq(load("[master]\nmetrics = 9100\n"), 78);
+	expect_error("%s:2: [master] metrics: bad address \"9100\": missing "
+	    "port (\":PORT\" listens on every address)", path);
+}
+END_TEST
+
+START_TEST(metrics_is_fugues_own)
+{
+	ck_assert_int_eq(load("[master]\nmetrics = 127.0.0.1:8080\n"
+	    "[listen]\naddress = 127.0.0.1:8080\n[worker]\n"
+	    "command = /bin/true\n"), 0);
+	ck_assert_int_eq(config_validate(&c, false, &errs), 78);
+	expect_error("%s:2: [master] metrics: 127.0.0.1:8080 is also a "
+	    "[listen] address (%s:4): the endpoint is fugue's own, never "
+	    "passed to workers", path, path);
+	config_free(&c);
+	config_init(&c);
+	errlist_free(&errs);
+	ck_assert_int_eq(load("[master]\nmetrics = :8080\n"
+	    "[listen]\naddress = 127.0.0.1:8080\n[worker]\n"
+	    "command = /bin/true\n"), 0);
+	ck_assert_int_eq(config_validate(&c, false, &errs), 78);
+	expect_error("%s:2: [master] metrics: 0.0.0.0:8080 and [listen] "
+	    "address 127.0.0.1:8080 (%s:4) overlap: one cannot be bound while "
+	    "the other listens", path, path);
+	config_free(&c);
+	config_init(&c);
+	errlist_free(&errs);
+	ck_assert_int_eq(load("[master]\ncontrol_socket = /tmp/x.sock\n"
+	    "metrics = unix:/tmp/x.sock\n[listen]\naddress = :1\n[worker]\n"
+	    "command = /bin/true\n"), 0);
+	ck_assert_int_eq(config_validate(&c, false, &errs), 78);
+	expect_error("%s:3: [master] metrics: unix:/tmp/x.sock is the control "
+	    "socket (%s:2)", path, path);
+	config_free(&c);
+	config_init(&c);
+	errlist_free(&errs);
+	/* another port, or a UNIX socket elsewhere: fine */
+	ck_assert_int_eq(load("[master]\nmetrics = 127.0.0.1:9100\n"
+	    "[listen]\naddress = :8080\n[worker]\ncommand = /bin/true\n"), 0);
+	expect_no_errors(config_validate(&c, false, &errs));
+}
+END_TEST
+
 START_TEST(origins)
 {
 	char *line3, *line5;
@@ -2115,6 +2171,32 @@ START_TEST(host_pid_file_and_control_socket)
 }
 END_TEST
 
+START_TEST(host_metrics)
+{
+	char *file = xprintf("%s/m.sock", hdir);
+	FILE *f = fopen(file, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(host("[master]\nmetrics = unix:%s/m.sock\n" HOST_OK),
+	    73);
+	expect_error("%s:2: [master] metrics: listen unix:%s: %s exists and is "
+	    "not a socket; not replacing it", path, file, file);
+	ck_assert_int_eq(host("[master]\nmetrics = 192.0.2.1:9100\n" HOST_OK),
+	    71);
+	ck_assert_msg(errs.n == 1 && strncmp(errs.v[0], path, strlen(path)) ==
+	    0 && strstr(errs.v[0], ":2: [master] metrics: listen "
+	    "192.0.2.1:9100: ") != NULL, "%s", all_errors());
+	expect_no_errors(host("[master]\nmetrics = 127.0.0.1:9100\n" HOST_OK));
+	/* A reload keeps it as started: not looked at. */
+	ck_assert_int_eq(host("[master]\nmetrics = unix:%s/m.sock\n" HOST_OK),
+	    73);
+	errlist_free(&errs);
+	ck_assert_int_eq(config_check_host(&c, false, &errs), 0);
+	free(file);
+}
+END_TEST
+
 START_TEST(host_listeners)
 {
 	ck_assert_int_eq(host("[listen]\naddress = 192.0.2.1:8080\n[worker]\n"
@@ -2237,6 +2319,8 @@ config_suite(void)
 	tcase_add_test(t, listen_overlap);
 	tcase_add_test(t, listen_v4_mapped);
 	tcase_add_test(t, listen_is_the_control_socket);
+	tcase_add_test(t, metrics_address);
+	tcase_add_test(t, metrics_is_fugues_own);
 	tcase_add_test(t, origins);
 	suite_add_tcase(s, t);
 
@@ -2249,6 +2333,7 @@ config_suite(void)
 	tcase_add_test(t, host_log_files);
 	tcase_add_test(t, host_pid_file_and_control_socket);
 	tcase_add_test(t, host_listeners);
+	tcase_add_test(t, host_metrics);
 	tcase_add_test(t, host_runtime_dir);
 	tcase_add_test(t, host_first_failure_of_the_start);
 	suite_add_tcase(s, t);

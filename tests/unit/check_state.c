@@ -98,6 +98,30 @@ state_sample(struct state *s)
 	s->ns[1].gen = 4;
 	s->ns[1].fd = 16;
 	s->ns[1].path = xstrdup("/run/fugue/fugue-77.Ab3dEf/gen 4.sock");
+	s->metrics_fd = 18;
+	s->metrics_dev = 2049;
+	s->metrics_ino = 123456789013ULL;
+	s->ncounts = 3;
+	s->counts = xcalloc(3, sizeof(*s->counts));
+	strcpy(s->counts[0].name, "exits.stopped");
+	s->counts[0].value = 12;
+	strcpy(s->counts[1].name, "reloads.upgrade.rolled_back");
+	s->counts[1].value = ~0ULL;
+	strcpy(s->counts[2].name, "log_lines_dropped");
+	s->last.set = true;
+	strcpy(s->last.kind, "upgrade");
+	strcpy(s->last.result, "rolled_back");
+	s->last.time_ms = 1796291708498LL;
+	s->last.from_gen = 3;
+	s->last.to_gen = 4;
+	s->last.reason = xstrdup("worker 0 (pid 12) of generation 4 exited "
+	    "with status 1 before the generation was ready; 100% \"sure\"\n");
+	s->nmclients = 2;
+	s->mclients = xcalloc(2, sizeof(*s->mclients));
+	s->mclients[0].fd = 19;
+	s->mclients[0].in = xstrdup("GET /readyz HTTP/1.1\r\nHost: a b\r\n");
+	s->mclients[1].fd = 20;
+	s->mclients[1].in = xstrdup("");
 }
 
 static void
@@ -107,6 +131,29 @@ expect_same_state(const struct state *a, const struct state *b)
 
 	ck_assert_uint_eq(b->version, STATE_VERSION);
 	ck_assert_int_eq(a->sink_fd, b->sink_fd);
+	ck_assert_int_eq(a->metrics_fd, b->metrics_fd);
+	ck_assert_uint_eq(a->metrics_dev, b->metrics_dev);
+	ck_assert_uint_eq(a->metrics_ino, b->metrics_ino);
+	ck_assert_uint_eq(a->ncounts, b->ncounts);
+	for (i = 0; i < a->ncounts; i++) {
+		ck_assert_str_eq(a->counts[i].name, b->counts[i].name);
+		ck_assert_uint_eq(a->counts[i].value, b->counts[i].value);
+	}
+	ck_assert_uint_eq(a->nmclients, b->nmclients);
+	for (i = 0; i < a->nmclients; i++) {
+		ck_assert_int_eq(a->mclients[i].fd, b->mclients[i].fd);
+		ck_assert_str_eq(a->mclients[i].in, b->mclients[i].in);
+	}
+	ck_assert_int_eq(a->last.set, b->last.set);
+	if (a->last.set) {
+		ck_assert_str_eq(a->last.kind, b->last.kind);
+		ck_assert_str_eq(a->last.result, b->last.result);
+		ck_assert_int_eq(a->last.time_ms, b->last.time_ms);
+		ck_assert_uint_eq(a->last.from_gen, b->last.from_gen);
+		ck_assert_uint_eq(a->last.to_gen, b->last.to_gen);
+		ck_assert_str_eq(a->last.reason ? a->last.reason : "",
+		    b->last.reason);
+	}
 	if (a->notify_dir)
 		ck_assert_str_eq(a->notify_dir, b->notify_dir);
 	else
@@ -214,7 +261,11 @@ expect_parse_fails(const char *text, size_t len, const char *want_err)
 	ck_assert_ptr_null(s.ps);
 	ck_assert_ptr_null(s.waiters);
 	ck_assert_ptr_null(s.cfg.v);
-	ck_assert_uint_eq(s.nls + s.nws + s.nps + s.nwaiters + s.cfg.n, 0);
+	ck_assert_ptr_null(s.counts);
+	ck_assert_ptr_null(s.last.reason);
+	ck_assert_ptr_null(s.mclients);
+	ck_assert_uint_eq(s.nls + s.nws + s.nps + s.nwaiters + s.cfg.n +
+	    s.ncounts + s.nmclients, 0);
 	state_free(&s);
 }
 
@@ -415,6 +466,28 @@ START_TEST(other_version)
 		}
 	}
 	free(good);
+}
+END_TEST
+
+/* The records of version 2 are not version 1's. */
+START_TEST(v2_records_not_in_v1)
+{
+	static const char *const recs[] = {
+		"metrics 5 0 0", "count exits.stopped 1", "mclient 5 GET",
+		"lastreload reload ok 1 2 3 %",
+	};
+	struct state s;
+	char err[256], text[256];
+
+	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+		snprintf(text, sizeof(text), "fugue-state 1\nmaster 3 4 2 -1 "
+		    "-1 %%\n%s\nend\n", recs[i]);
+		expect_parse_fails(text, strlen(text), "record");
+		text[12] = '2';
+		ck_assert_msg(parse_exact(text, strlen(text), &s, err,
+		    sizeof(err)) == 0, "%s: %s", recs[i], err);
+		state_free(&s);
+	}
 }
 END_TEST
 
@@ -685,6 +758,42 @@ static const struct {
 	{ 7, "x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x" },
 	{ 0, "fugue-state 1 x" },
 	{ 10, "end x" },
+	/* metrics FD DEV INO */
+	{ 7, "metrics -1 0 0" },
+	{ 7, "metrics 16777217 0 0" },
+	{ 7, "metrics 5 -1 0" },
+	{ 7, "metrics 5 0 x" },
+	{ 7, "metrics 5 0" },
+	{ 7, "metrics 5 0 0 0" },
+	/* mclient FD REQUEST_SO_FAR */
+	{ 7, "mclient -1 %" },
+	{ 7, "mclient 16777217 %" },
+	{ 7, "mclient 5" },
+	{ 7, "mclient 5 GET%00" },
+	{ 7, "mclient 5 GET%2" },
+	{ 7, "mclient 5 % %" },
+	/* count NAME VALUE */
+	{ 7, "count exits.stopped -1" },
+	{ 7, "count exits.stopped 18446744073709551616" },
+	{ 7, "count exits.stopped" },
+	{ 7, "count exits.stopped 1 2" },
+	{ 7, "count Exits 1" },
+	{ 7, "count exits-stopped 1" },
+	{ 7, "count exits%20stopped 1" },
+	{ 7, "count % 1" },
+	{ 7, "count aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 1" },
+	/* lastreload KIND RESULT TIME_MS FROM_GEN TO_GEN REASON */
+	{ 7, "lastreload reload ok 1 2 3" },
+	{ 7, "lastreload reload ok 1 2 3 % x" },
+	{ 7, "lastreload reload ok -1 2 3 %" },
+	{ 7, "lastreload reload ok 1 -2 3 %" },
+	{ 7, "lastreload reload ok 1 2 4294967296 %" },
+	{ 7, "lastreload reload ok 1 2 3 a%zz" },
+	{ 7, "lastreload reload ok 1 2 3 a%00" },
+	{ 7, "lastreload Reload ok 1 2 3 %" },
+	{ 7, "lastreload reload 0k 1 2 3 %" },
+	{ 7, "lastreload reload % 1 2 3 %" },
+	{ 7, "lastreload reloadreloadreload ok 1 2 3 %" },
 	/* control FD OP_SEQ OP_CURRENT QUEUED, waiter FD AFTER */
 	{ 8, "control -2 8 7 1" },
 	{ 8, "control 16777217 8 7 1" },
@@ -707,6 +816,31 @@ static const struct {
 	{ NBASE, "master 3 4 2 4 9 %" },
 	{ NBASE, "bogus" },
 };
+
+/* A request so far of at most 8 KiB. */
+START_TEST(mclient_bounded)
+{
+	struct state s;
+	char err[256], *text, *line = xmalloc(STATE_MCLIENT_MAX + 32);
+	size_t len;
+
+	memcpy(line, "mclient 5 ", 10);
+	memset(line + 10, 'a', STATE_MCLIENT_MAX);
+	line[10 + STATE_MCLIENT_MAX] = '\0';
+	text = base_with(7, line, &len);
+	ck_assert_msg(parse_exact(text, len, &s, err, sizeof(err)) == 0, "%s",
+	    err);
+	ck_assert_uint_eq(s.nmclients, 1);
+	ck_assert_uint_eq(strlen(s.mclients[0].in), STATE_MCLIENT_MAX);
+	state_free(&s);
+	free(text);
+	strcat(line, "a");
+	text = base_with(7, line, &len);
+	expect_parse_fails(text, len, "mclient");
+	free(text);
+	free(line);
+}
+END_TEST
 
 START_TEST(corrupt_records)
 {
@@ -892,6 +1026,9 @@ expect_same_config(const struct config *a, const struct config *b)
 	expect_str(a->master_log_file, b->master_log_file);
 	ck_assert_int_eq(a->log_level, b->log_level);
 	expect_str(a->control_socket, b->control_socket);
+	expect_str(a->metrics, b->metrics);
+	ck_assert_int_eq(a->metrics_addr.family, b->metrics_addr.family);
+	ck_assert_str_eq(a->metrics_addr.text, b->metrics_addr.text);
 	expect_str(a->runtime_dir, b->runtime_dir);
 	ck_assert_int_eq(a->subreaper, b->subreaper);
 	for (int i = 0; i < HOOK_N; i++) {
@@ -959,6 +1096,7 @@ START_TEST(config_roundtrip_full)
 	set(&c1, "master", "master_log_file", "/var/log/app/fugue.log");
 	set(&c1, "master", "log_level", "debug");
 	set(&c1, "master", "control_socket", "/run/app/fugue.sock");
+	set(&c1, "master", "metrics", "localhost:9100");
 	set(&c1, "master", "runtime_dir", "/run/app");
 	set(&c1, "master", "subreaper", "yes");
 	set(&c1, "master", "exec_before_reload", "/usr/local/bin/lb leave "
@@ -1038,6 +1176,7 @@ START_TEST(config_roundtrip_full)
 	ck_assert_str_eq(c2.hook[HOOK_FAILED].argv.v[0], "/opt/ops tools/alert");
 	ck_assert_int_eq(c2.hook_timeout_ms, 2500);
 	ck_assert_int_eq(c2.stop_delay_ms, 7000);
+	ck_assert_str_eq(c2.metrics, "127.0.0.1:9100");
 
 	/* dumped again: the same lines */
 	state_config_dump(&c1, &d1);
@@ -1176,6 +1315,8 @@ state_suite(void)
 	tc = tcase_create("refused");
 	tcase_add_test(tc, other_version);
 	tcase_add_test(tc, not_a_state);
+	tcase_add_test(tc, v2_records_not_in_v1);
+	tcase_add_test(tc, mclient_bounded);
 	tcase_add_test(tc, truncated_every_prefix);
 	tcase_add_test(tc, truncated_messages);
 	tcase_add_test(tc, corrupt_base_is_valid);

@@ -293,6 +293,53 @@ START_TEST(many)
 }
 END_TEST
 
+/* ---- exit reasons ---- */
+
+#define EXITED(n)	((n) << 8)
+#define KILLED(sig)	(sig)
+
+START_TEST(exit_reasons)
+{
+	/* Asked to stop: stopped, killed at kill_timeout, or stopped for
+	 * not being ready in time (whatever its status). */
+	ck_assert_int_eq(workers_exit_reason(W_DRAINING, true, false, false,
+	    EXITED(0)), WX_STOPPED);
+	ck_assert_int_eq(workers_exit_reason(W_DRAINING, true, false, false,
+	    KILLED(15)), WX_STOPPED);
+	ck_assert_int_eq(workers_exit_reason(W_DRAINING, true, false, true,
+	    KILLED(9)), WX_KILLED);
+	ck_assert_int_eq(workers_exit_reason(W_DRAINING, true, true, true,
+	    KILLED(9)), WX_READY_TIMEOUT);
+	ck_assert_int_eq(workers_exit_reason(W_DRAINING, true, true, false,
+	    EXITED(0)), WX_READY_TIMEOUT);
+	/* By itself, starting or ready. */
+	ck_assert_int_eq(workers_exit_reason(W_STARTING, false, false, false,
+	    EXITED(127)), WX_EXEC_FAILED);
+	ck_assert_int_eq(workers_exit_reason(W_STARTING, true, false, false,
+	    EXITED(1)), WX_EXITED);
+	ck_assert_int_eq(workers_exit_reason(W_READY, true, false, false,
+	    EXITED(0)), WX_EXITED);
+	ck_assert_int_eq(workers_exit_reason(W_READY, true, false, false,
+	    KILLED(9)), WX_SIGNALED);
+	ck_assert_int_eq(workers_exit_reason(W_READY, true, false, false,
+	    KILLED(11) | 0x80), WX_SIGNALED);
+	/* fugue's own SIGKILL to a running worker: the watchdog's. */
+	ck_assert_int_eq(workers_exit_reason(W_READY, true, false, true,
+	    KILLED(9)), WX_WATCHDOG);
+}
+END_TEST
+
+START_TEST(exit_names)
+{
+	static const char *const want[WX_COUNT] = { "stopped", "killed",
+	    "ready_timeout", "watchdog", "exec_failed", "exited", "signaled" };
+
+	for (int x = 0; x < WX_COUNT; x++)
+		ck_assert_str_eq(worker_exit_name(x), want[x]);
+	ck_assert_str_eq(worker_exit_name(WX_COUNT), "?");
+}
+END_TEST
+
 static Suite *
 workers_suite(void)
 {
@@ -317,6 +364,11 @@ workers_suite(void)
 	tcase_add_test(tc, count);
 	tcase_add_test(tc, state_names);
 	tcase_add_test(tc, many);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exits");
+	tcase_add_test(tc, exit_reasons);
+	tcase_add_test(tc, exit_names);
 	suite_add_tcase(s, tc);
 	return s;
 }
