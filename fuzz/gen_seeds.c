@@ -84,6 +84,9 @@ main(int argc, char **argv)
 
 	/* fugue.conf.example, running: generation 1, two ready workers. */
 	load(&c, "fugue.conf.example");
+	/* Where it would be installed: no path of this machine in a seed. */
+	free(c.path);
+	c.path = xstrdup("/etc/fugue/app.conf");
 	s = base();
 	s.cur_gen = s.last_gen = 1;
 	s.target = 2;
