@@ -9,9 +9,8 @@
 - Kubernetes' stop contract, with fugue as PID 1 of a PID namespace
   (unshare --pid --fork): TERM says "stopping" at once, requests go on
   succeeding for stop_delay, then the drain, and exit 0 within
-  stop_delay + kill_timeout. (TODO once [master] metrics is merged: /readyz
-  answers 503 from the TERM on; STATUS= and `fugue status` stand for it
-  here.)
+  stop_delay + kill_timeout; /readyz answers 200 before the TERM and 503
+  from it on, while the workers still serve.
 - The page's manifests parse, and its fugue configurations name only keys
   fugue knows."""
 
@@ -244,9 +243,11 @@ def test_pid1_term_is_a_lame_duck_then_a_drain(t):
     # Workers that ignore TERM: the drain lasts all of kill_timeout, the
     # longest a stop can take.
     delay, kill = 2.0, 1.5
+    mport = harness.free_port()
     conf = t.basic_config(count=2, mode="ignore-term", worker={
         "stop_delay": "2s", "kill_timeout": "1500ms"},
-        master={"control_socket": t.path("ctl.sock")})
+        master={"control_socket": t.path("ctl.sock"),
+                "metrics": "127.0.0.1:%d" % mport})
     n = NotifyListener(t)
     f = Launched(t, [unshare, "--pid", "--fork", "--mount-proc",
                      "--kill-child", FUGUE, "-c", conf], "unshare.log",
@@ -260,9 +261,14 @@ def test_pid1_term_is_a_lame_duck_then_a_drain(t):
     (fo,) = f.children()
     check(_nspid(fo) == 1, "fugue is pid %s in its namespace" % _nspid(fo))
     t.remember(*harness.descendants_of(fo))
+    r = harness.http_get(mport, "/readyz")
+    check(r and r[0] == 200, "/readyz before the TERM: %r" % (r,))
     with Load(t.port, new_conn=2, keep_alive=2) as load:
         load.wait_progress(10)
         os.kill(fo, signal.SIGTERM)
+        # The load balancer's probe fails at once.
+        wait_until(lambda: (harness.http_get(mport, "/readyz") or [0])[0]
+                   == 503, 2, what="/readyz to answer 503")
         # At once: stopping, to systemd's socket and to `fugue status`.
         wait_until(lambda: any(notify_fields(m[2]).get("STOPPING") == "1"
                                for m in n.snapshot()), 5,
@@ -300,9 +306,7 @@ def test_pid1_term_is_a_lame_duck_then_a_drain(t):
 # --------------------------------------------------------------------------
 # The page itself
 
-# [master] metrics comes with the metrics endpoint (/readyz, /livez,
-# /metrics); until it is in this tree, -t calls it unknown.
-PENDING_KEYS = {"metrics"}
+PENDING_KEYS = set()
 
 K8S_KEYS = {
     "ConfigMap": {"apiVersion": None, "kind": None,
