@@ -33,8 +33,8 @@ LIBS	= -lev $(INIH_LIBS)
 VERSION	= 0.2.0
 
 SRCS	= src/util.c src/args.c src/config.c src/cfgset.c src/cfgload.c src/cfgcheck.c src/values.c src/listen.c src/spawn.c src/workers.c \
-	  src/fsm.c src/gen.c src/supervise.c src/master.c src/reload.c src/recycle.c src/handover.c src/status.c \
-	  src/logging.c src/lines.c src/logsink.c src/pidfile.c src/notify.c src/state.c src/upgrade.c src/control.c src/client.c src/hook.c \
+	  src/fsm.c src/gen.c src/supervise.c src/master.c src/stop.c src/reload.c src/reexec.c src/genops.c src/recycle.c src/handover.c src/status.c \
+	  src/logging.c src/lines.c src/logsink.c src/pidfile.c src/notify.c src/state.c src/statecfg.c src/upgrade.c src/control.c src/client.c src/hook.c \
 	  src/activate.c src/metrics.c src/promtext.c src/procstat.c
 OBJS	= $(SRCS:.c=.o)
 HDRS	= $(wildcard src/*.h)

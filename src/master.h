@@ -133,6 +133,8 @@ void	reload_deadline(struct master *, unsigned ms);
 bool	master_busy(const struct master *);
 /* Start g's missing workers or stop its extra ones, to want. */
 void	gen_scale(struct master *, struct generation *g, unsigned want);
+/* Stop every worker of g, each with g's own stop_signal and kill_timeout. */
+void	gen_stop(struct master *, struct generation *g);
 /* TTIN, TTOU or scale while a reload runs. */
 void	reload_scale(struct master *, unsigned want);
 /* Free the old generations none of whose workers remain. */
@@ -171,5 +173,18 @@ void	recycle_check(struct master *);
 void	recycle_retire(struct master *, struct worker *, const char *why);
 /* Read every worker's memory (PSS of its process group). */
 void	recycle_measure(struct master *);
+
+/* reload.c, for reexec.c: an operation queued, refused, or run after the
+ * current event. */
+void	op_later(struct master *);
+void	op_enqueue(struct master *, enum master_op what);
+void	op_refused(struct master *, const char *what, const char *why,
+	    const char *detail, const struct config *c, unsigned new_gen);
+
+/* stop.c: TERM/QUIT (a lame duck first with stop_delay) or INT (quick);
+ * the end once every worker is gone; workers with a process. */
+void	master_stop(struct master *, bool quick);
+void	master_finish(struct master *);
+unsigned master_live(const struct master *);
 
 #endif

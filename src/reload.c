@@ -40,15 +40,15 @@ master_busy(const struct master *m)
 }
 
 /* Run what was queued once the current event is handled. */
-static void
-later(struct master *m)
+void
+op_later(struct master *m)
 {
 	ev_prepare_start(m->loop, &m->later);
 }
 
 /* A reload or upgrade asked for while another runs: held, once. */
-static void
-enqueue(struct master *m, enum master_op what)
+void
+op_enqueue(struct master *m, enum master_op what)
 {
 	if (m->queued < what) {
 		log_info("%s: queued until the current one ends",
@@ -63,7 +63,7 @@ op_done(struct master *m)
 {
 	m->upgrading = false;
 	if (m->queued != OP_NONE)
-		later(m);
+		op_later(m);
 }
 
 /* After an operation: c's exec_after_reload or exec_reload_failed, if
@@ -155,102 +155,6 @@ master_open_logs(struct master *m, char *err, size_t len)
 	log_set_fd(m->mlog_fd);
 	log_set_sink(m->mlog_fd != -1 ? NULL : &m->sink);
 	return 0;
-}
-
-int
-gen_notify_start(struct master *m, struct generation *g, char *err,
-    size_t len)
-{
-	const char *base = g->cfg.runtime_dir;
-
-	if (!g->cfg.ready_notify || g->cfg.ready_pipe)
-		return 0;
-	if (m->notify_dir == NULL) {
-		if (base == NULL && (base = getenv("RUNTIME_DIRECTORY")) ==
-		    NULL && (base = getenv("XDG_RUNTIME_DIR")) == NULL)
-			base = "/tmp";
-		notify_dir_sweep(base);
-		if (notify_dir_make(base, m->pid, &m->notify_dir, err, len))
-			return -1;
-	}
-	if (gen_notify_open(g, m->notify_dir, err, len) != 0)
-		return -1;
-	sv_watch_notify(&m->sv, g);
-	return 0;
-}
-
-void
-gen_drop(struct master *m, struct generation *g)
-{
-	if (g->notify_fd != -1)
-		ev_io_stop(m->loop, &g->notify_io);
-	TAILQ_REMOVE(&m->gens, g, link);
-	gen_free(g, &m->lsocks);
-}
-
-void
-gens_reap(struct master *m)
-{
-	struct generation *g, *next;
-	struct worker *w;
-
-	for (g = TAILQ_FIRST(&m->gens); g; g = next) {
-		next = TAILQ_NEXT(g, link);
-		if (g->phase != G_OLD)
-			continue;
-		TAILQ_FOREACH(w, &m->sv.wt.list, link)
-			if (w->g == g)
-				break;
-		if (w == NULL)
-			gen_drop(m, g);
-	}
-}
-
-/* Stop every worker of g, each with g's own stop_signal and kill_timeout. */
-static void
-gen_stop(struct master *m, struct generation *g)
-{
-	struct worker *w, *next;
-
-	for (w = TAILQ_FIRST(&m->sv.wt.list); w; w = next) {
-		next = TAILQ_NEXT(w, link);
-		if (w->g == g)
-			sv_stop(&m->sv, w, g->cfg.kill_timeout_ms);
-	}
-}
-
-void
-gen_scale(struct master *m, struct generation *g, unsigned want)
-{
-	struct worker *w, *next;
-	unsigned have = g->target;
-	int slot;
-
-	for (; have < want; have++)
-		if ((slot = workers_free_slot(&m->sv.wt, g->id, have + 1)) >= 0)
-			sv_start(&m->sv, g, (unsigned)slot);
-	while (have > want) {
-		have--;
-		/* The newest slot goes, with a worker being replaced in
-		 * it. */
-		for (w = TAILQ_FIRST(&m->sv.wt.list); w; w = next) {
-			next = TAILQ_NEXT(w, link);
-			if (w->gen == g->id && w->slot == have &&
-			    w->state != W_DRAINING)
-				sv_stop(&m->sv, w, g->cfg.kill_timeout_ms);
-		}
-	}
-	g->target = want;
-}
-
-/* The generation's deadline counts from when its last worker was forked:
- * forking many workers, or a master stalled meanwhile, must not eat it. */
-void
-reload_deadline(struct master *m, unsigned ms)
-{
-	ev_now_update(m->loop);
-	ev_timer_set(&m->gen_timer, ms / 1000.0, 0);
-	ev_timer_start(m->loop, &m->gen_timer);
 }
 
 /* The first generation is in service. */
@@ -467,8 +371,8 @@ reload_rollback(struct master *m, const char *why)
 /* A reload or upgrade that could not start: nothing changed. c: the
  * configuration whose exec_reload_failed runs (the new one, if it could
  * be read); new_gen: the generation it would have started. */
-static void
-refused(struct master *m, const char *what, const char *why,
+void
+op_refused(struct master *m, const char *what, const char *why,
     const char *detail, const struct config *c, unsigned new_gen)
 {
 	bool hooked;
@@ -549,7 +453,7 @@ prepare(struct master *m)
 		    errs.n ? errs.v[0] : "?");
 		errlist_free(&errs);
 		config_free(&c);
-		refused(m, op(m), err, detail, &m->serving->cfg,
+		op_refused(m, op(m), err, detail, &m->serving->cfg,
 		    m->last_gen + 1);
 		return NULL;
 	}
@@ -559,7 +463,7 @@ prepare(struct master *m)
 	if (gen_bind(g, &m->lsocks, err, sizeof(err)) != 0 ||
 	    gen_notify_start(m, g, err, sizeof(err)) != 0 ||
 	    gen_plan(g, m->pid, m->devnull, m->nofile, err, sizeof(err)) != 0) {
-		refused(m, op(m), err, NULL, &g->cfg, g->id);
+		op_refused(m, op(m), err, NULL, &g->cfg, g->id);
 		discard(m, g);
 		return NULL;
 	}
@@ -600,7 +504,7 @@ hook_refused(struct master *m, struct generation *g, const char *why)
 	char err[600];
 
 	snprintf(err, sizeof(err), "%s %s", hook_name(HOOK_BEFORE), why);
-	refused(m, op(m), err, NULL, &g->cfg, g->id);
+	op_refused(m, op(m), err, NULL, &g->cfg, g->id);
 	discard(m, g);
 }
 
@@ -618,7 +522,7 @@ reload_begin(struct master *m)
 	if (m->phase == M_STOPPING)
 		return;
 	if (master_busy(m)) {
-		enqueue(m, OP_RELOAD);
+		op_enqueue(m, OP_RELOAD);
 		return;
 	}
 	if (!m->upgrading) {
@@ -637,7 +541,7 @@ reload_begin(struct master *m)
 	v.new_gen = g->id;
 	if (hook_start(&m->hook, &g->cfg, HOOK_BEFORE, &v, m->pid,
 	    m->devnull, m->nofile, err, sizeof(err)) != 0) {
-		refused(m, op(m), err, NULL, &g->cfg, g->id);
+		op_refused(m, op(m), err, NULL, &g->cfg, g->id);
 		discard(m, g);
 		return;
 	}
@@ -668,7 +572,7 @@ reload_hook_ended(void *arg, enum hook_kind k, bool ok, const char *why)
 		answer_now(m, failure);
 	}
 	if (m->queued != OP_NONE)
-		later(m);
+		op_later(m);
 }
 
 void
@@ -686,157 +590,4 @@ reload_stop_hooks(struct master *m)
 	    "stopping");
 	discard(m, g);
 	m->upgrading = false;
-}
-
-/* ---- upgrade ---- */
-
-static void
-upgrade_refused(struct master *m, const char *why)
-{
-	char detail[600];
-
-	snprintf(detail, sizeof(detail), "%s; nothing changed", why);
-	upgrade_check_end(&m->check);
-	refused(m, "upgrade", why, detail, &m->serving->cfg, m->last_gen + 1);
-}
-
-/* The trial run: the new binary started the way the exec will start it,
- * on the real state, told to check it and exit. */
-static void
-upgrade_trial_start(struct master *m)
-{
-	struct state s;
-	char err[512];
-	int memfd, n, *keep;
-
-	handover_build(m, &s);
-	if (upgrade_state_memfd(&s, &memfd) == -1) {
-		snprintf(err, sizeof(err), "the state: %s", strerror(errno));
-		state_free(&s);
-		upgrade_refused(m, err);
-		return;
-	}
-	keep = upgrade_state_fds(&s, &n);
-	keep = xrealloc(keep, (n + 1) * sizeof(*keep));
-	keep[n++] = memfd;
-	if (upgrade_check_start(&m->check, m->loop, m->self_path, m->argv,
-	    m->devnull, memfd, keep, n, m->serving->cfg.ready_timeout_ms,
-	    err, sizeof(err)) != 0) {
-		close(memfd);
-		upgrade_refused(m, err);
-	} else
-		log_info("upgrade: trying %s on the running state",
-		    m->self_path);
-	free(keep);
-	state_free(&s);
-}
-
-void
-upgrade_begin(struct master *m)
-{
-	char err[512];
-
-	if (m->phase == M_STOPPING)
-		return;
-	if (master_busy(m)) {
-		enqueue(m, OP_UPGRADE);
-		return;
-	}
-	m->op_current = ++m->op_seq;
-	if (access(m->self_path, X_OK) == -1) {
-		snprintf(err, sizeof(err), "%s: %s", m->self_path,
-		    strerror(errno));
-		upgrade_refused(m, err);
-		return;
-	}
-	notify_systemd_reloading();
-	log_info("upgrade: checking %s and the configuration", m->self_path);
-	if (upgrade_check_start(&m->check, m->loop, m->self_path, m->argv,
-	    m->devnull, -1, NULL, 0, m->serving->cfg.ready_timeout_ms, err,
-	    sizeof(err)) != 0)
-		upgrade_refused(m, err);
-}
-
-void
-upgrade_checked(struct master *m, int status)
-{
-	struct upgrade_check *c = &m->check;
-	char why[400], how[96], *p, *end, *nl;
-	bool trial = c->trial;
-	unsigned lines = 0;
-	size_t n;
-
-	if (upgrade_check_exited(c, status, why, sizeof(why)) == 0) {
-		outbuf_free(&c->out);
-		if (!trial)
-			upgrade_trial_start(m);
-		else {
-			upgrade_check_end(c);
-			m->exec_due = true;
-			later(m);
-		}
-		return;
-	}
-	/* Every line it printed is logged; the first ones also go into the
-	 * refusal, which is what `fugue upgrade` prints. */
-	n = strlen(why);
-	for (p = c->out.p, end = p + c->out.len; p && p < end; p = nl + 1) {
-		if ((nl = memchr(p, '\n', end - p)) == NULL)
-			nl = end;
-		if (nl == p)
-			continue;
-		log_error("upgrade %s: %.*s", trial ? "trial" : "check",
-		    (int)(nl - p), p);
-		if (lines++ < 3 && n < sizeof(why) - 1) {
-			const char *q = p;
-
-			if (nl - q > 7 && memcmp(q, "fugue: ", 7) == 0)
-				q += 7;
-			n += snprintf(why + n, sizeof(why) - n, "%s%.*s",
-			    lines == 1 ? ": " : "; ", (int)(nl - q), q);
-		} else if (lines == 4 && n < sizeof(why) - 1)
-			n += snprintf(why + n, sizeof(why) - n, "; ...");
-	}
-	describe_status(status, how, sizeof(how));
-	log_error("upgrade: %s%s %s", m->self_path, trial ? "" : " -t", how);
-	upgrade_refused(m, why);
-}
-
-void
-upgrade_exec_now(struct master *m)
-{
-	struct state s;
-	sigset_t block, old;
-	int memfd;
-
-	if (m->phase == M_STOPPING)
-		return;		/* a stop came first: no upgrade */
-	/* Held across the exec: a blocked signal stays pending for the new
-	 * image (libev's signalfd already holds those the master handles). */
-	sigfillset(&block);
-	sigdelset(&block, SIGSEGV);
-	sigdelset(&block, SIGBUS);
-	sigdelset(&block, SIGFPE);
-	sigdelset(&block, SIGILL);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	/* Partial lines go out whole now; the pipes go on after. */
-	for (struct logpipe *lp = m->sink.pipes; lp; lp = lp->next)
-		logpipe_flush(lp);
-	handover_build(m, &s);
-	/* The last line through the sink: what it has not written yet
-	 * crosses the exec whole, behind it (logsink_export). */
-	log_info("upgrade: re-executing %s", m->self_path);
-	if (logsink_export(&m->sink, &s.sink_fd) == 0 &&
-	    upgrade_state_memfd(&s, &memfd) == 0) {
-		if (ev_is_active(&m->watchdog))
-			notify_systemd("WATCHDOG=1");
-		upgrade_exec(m->self_path, m->argv, &s, memfd);
-		close(memfd);
-	}
-	if (s.sink_fd != -1)
-		close(s.sink_fd);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	log_warn("upgrade: cannot re-execute %s", m->self_path);
-	state_free(&s);
-	upgrade_refused(m, "the re-exec failed");
 }
