@@ -200,11 +200,17 @@ request_once(const char *path, const char *cmd, char *head, size_t hlen,
 	}
 	if (send(fd, cmd, strlen(cmd), MSG_NOSIGNAL) == -1 ||
 	    send(fd, "\n", 1, MSG_NOSIGNAL) == -1) {
-		fprintf(stderr, "fugue: control socket %s: %s\n", path,
-		    strerror(errno));
+		int e = errno;
+
 		close(fd);
+		*totalp = 0;
+		if (e == EPIPE || e == ECONNRESET)
+			return 0;	/* closed unread: ask again */
+		fprintf(stderr, "fugue: control socket %s: %s\n", path,
+		    strerror(e));
 		return EX_UNAVAIL_;
 	}
+	/* A reset before any answer is a close unread too (ECONNRESET). */
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		if (total < hlen - 1) {
 			size_t k = hlen - 1 - total;
