@@ -4,7 +4,7 @@
 #   make test       install missing dependencies, build, run every test
 #   make test-compat  install the real servers, build, run the compatibility matrix
 #   make check-layers  fail if the modules of src/ call or include each other in a circle
-#   make bench      run the benchmarks (BENCH_QUICK=1: a 2-minute smoke test)
+#   make bench      run the benchmarks (BENCH_QUICK=1: a 3-minute smoke test)
 #   make fuzz       run the libFuzzer targets (FUZZ_SECONDS each)
 #   make install    PREFIX=/usr/local DESTDIR= MANDIR=$(PREFIX)/share/man
 #   make deb        install missing packaging tools, build the Debian package in build/deb/

@@ -24,7 +24,8 @@
  *   report               print the /inherit JSON on one stdout line, then serve
  *   notify MSG           send MSG to NOTIFY_SOCKET once, print "<pid> <errno>"
  *                        (0: sent) and exit 0: a process that is not a worker
- *   Serving modes also take --no-watchdog (never send WATCHDOG=1).
+ *   Serving modes also take --no-watchdog (never send WATCHDOG=1) and
+ *   --mem MB (allocate and touch that many MB before READY=1, kept).
  *
  * Endpoints: GET /  -> "worker <FUGUE_WORKER_ID> pid <pid> gen <FUGUE_GENERATION>"
  *   /slow?ms=N (the same after N ms), /stopping (send STOPPING=1: replace
@@ -100,7 +101,7 @@ extern char **environ;
 	"notify MSG|" \
 	"crash [--after MS] [--code N] [--signal N]|print --lines N [--len L] " \
 	"[--stream out|err|both] [--partial]|orphan [--sleep MS] [--keep-fds] " \
-	"[--serve] [--no-watchdog]"
+	"[--serve] [--no-watchdog] [--mem MB]"
 
 static const char *wid = "?", *wgen = "?";
 static pid_t self_pid;
@@ -582,6 +583,18 @@ static int parse_req(char *h, size_t n, struct req *r)
 	return 0;
 }
 
+/* Allocate and touch mb MB, never freed: the process grows. The empty asm
+ * lets the pointer escape, so that the compiler keeps the stores. */
+static int grow(long long mb)
+{
+	char *mem = malloc((size_t)mb << 20);
+
+	if (mem)
+		memset(mem, 1, (size_t)mb << 20);
+	__asm__ volatile ("" : : "r"(mem) : "memory");
+	return mem != NULL;
+}
+
 static long long qparam(const char *q, const char *name, long long dflt,
     long long min, long long max)
 {
@@ -733,12 +746,9 @@ static void *conn_main(void *arg)
 			blen = snprintf(body, sizeof body, "asked to be replaced\n");
 		} else if (!strcmp(rq.path, "/grow")) {
 			long long mb = qparam(rq.query, "mb", 1, 1, 4096);
-			char *mem = malloc((size_t)mb << 20);
 
-			if (mem)	/* kept: the process grows */
-				memset(mem, 1, (size_t)mb << 20);
 			blen = snprintf(body, sizeof body, "grew by %lld MB%s\n",
-			    mb, mem ? "" : " (failed)");
+			    mb, grow(mb) ? "" : " (failed)");
 		} else if (!strcmp(rq.path, "/exit")) {
 			action = 1;
 			arg_n = qparam(rq.query, "code", 0, 0, 255);
@@ -965,7 +975,7 @@ int main(int argc, char **argv)
 	static const char *const names[] = { "serve", "crash", "ignore-term",
 	    "slow-ready", "no-ready", "print", "orphan", "report", "notify" };
 	long long after = 0, code = 1, sig = 0, lines = -1, len = 80;
-	long long sleep_for = 2000, ready_ms = -1;
+	long long sleep_for = 2000, ready_ms = -1, mem_mb = 0;
 	int partial = 0, keep_fds = 0, no_wd = 0, orphan_serves = 0;
 	const char *stream = "out", *msg = NULL;
 	int i;
@@ -1018,6 +1028,8 @@ int main(int argc, char **argv)
 			stream = v;
 		else if (mode == ORPHAN && !strcmp(a, "--sleep"))
 			sleep_for = parse_num(v, 0, 86400000, a);
+		else if (mode != CRASH && mode != NOTIFY && !strcmp(a, "--mem"))
+			mem_mb = parse_num(v, 0, 65536, a);
 		else
 			die(2, "%s: unexpected option \"%s\"; %s", argv[1], a, USAGE);
 	}
@@ -1082,5 +1094,7 @@ int main(int argc, char **argv)
 		fputc('\n', stdout);
 		fflush(stdout);
 	}
+	if (mem_mb > 0 && !grow(mem_mb))
+		die(1, "--mem %lld: out of memory", mem_mb);
 	serve(mode == IGNORE, mode == SLOW ? ready_ms : 0, mode != NOREADY);
 }

@@ -103,3 +103,24 @@ def test_max_memory_recycles_a_worker_that_grows(t):
     wait_until(measured, 10, what="both workers measured")
     check(all(0 < x < 64 << 20 for x in box),
           "memory of the ready workers after the recycle: %s" % box)
+
+
+@timeout(60)
+def test_max_memory_measures_a_big_worker_and_leaves_it(t):
+    # tests/worker serve --mem 40 holds 40 MB from the start (the bench's big
+    # workers): measured as such, below max_memory, never recycled.
+    conf = _conf(t, count=2, mode="serve --mem 40",
+                 worker={"max_memory": "1G", "memory_interval": "100ms"})
+    f = t.start_ready(conf, 2, timeout=20)
+    box = []
+
+    def measured():
+        st = status_json(t, conf)
+        box[:] = [w["memory"] for w in st["workers"]
+                  if w["state"] == "ready"]
+        return len(box) == 2 and None not in box
+    wait_until(measured, 10, what="both workers measured")
+    check(all(40 << 20 <= x < 64 << 20 for x in box),
+          "memory of workers started with --mem 40: %s" % box)
+    check("replacement" not in f.log(), "a worker below max_memory was "
+          "recycled: %s" % [l for l in f.log_lines() if "replacement" in l])
