@@ -59,10 +59,10 @@ def test_stopping_1_is_replaced_before_it_goes(t):
     # its successor serves before it is asked to stop; no backoff.
     conf = _conf(t, count=1)
     f = t.start_ready(conf, 1, timeout=20)
-    r = try_get(t.port, "/stopping")
-    check(r and r[0] == 200, "GET /stopping: %r" % (r,))
     m = re.match(r"worker 0 pid (\d+)", try_get(t.port)[1])
     old = int(m.group(1)) if m else None
+    r = try_get(t.port, "/stopping")
+    check(r and r[0] == 200, "GET /stopping: %r" % (r,))
     f.wait_log(r"worker 0 \(pid \d+\): it asked to be replaced "
                r"\(STOPPING=1\); starting its replacement", 10)
     f.wait_log(r"worker 0 \(pid \d+\) replaced by pid (\d+) .*; draining it",
