@@ -456,7 +456,7 @@ ready_read(struct supervisor *sv, struct worker *w)
 		for (ssize_t i = 0; i < n; i++) {
 			if (buf[i] != '\n' && w->rskip)
 				continue;
-			if (buf[i] != '\n' && w->rlen < sizeof(w->rline)) {
+			if (buf[i] != '\n' && w->rlen < WORKER_RLINE) {
 				w->rline[w->rlen++] = buf[i];
 				continue;
 			}
@@ -491,6 +491,8 @@ sv_ready_watch(struct supervisor *sv, struct worker *w, int fd)
 	/* As the notify sockets: before any deadline of the same iteration. */
 	ev_set_priority(&w->readyio, EV_MAXPRI);
 	ev_io_start(sv->loop, &w->readyio);
+	if (w->rline == NULL)
+		w->rline = xmalloc(WORKER_RLINE);
 	w->rlen = 0;
 	w->rskip = false;
 }

@@ -31,6 +31,7 @@ workers_remove(struct worker_table *t, struct worker *w)
 {
 	TAILQ_REMOVE(&t->list, w, link);
 	t->n--;
+	free(w->rline);
 	free(w);
 }
 

@@ -33,6 +33,8 @@ enum worker_exit {
 
 struct generation;
 
+#define WORKER_RLINE	256	/* a ready = fd line; longer: cut */
+
 struct worker {
 	TAILQ_ENTRY(worker) link;
 	pid_t		 pid;		/* 0 in W_BACKOFF */
@@ -56,7 +58,7 @@ struct worker {
 	ev_io		 readyio;	/* ready = fd: its pipe's read end */
 	unsigned	 rlen;		/* bytes of a line in rline */
 	bool		 rskip;		/* rest of an overlong line: skipped */
-	char		 rline[256];
+	char		*rline;		/* WORKER_RLINE bytes, ready = fd only */
 	void		*out;		/* its output pipe (struct logpipe) */
 	char		 last_line[120];	/* the last line it wrote */
 	double		 recycle_at;	/* max_lifetime: due then; 0 never */
