@@ -235,14 +235,14 @@ control_request(const char *path, const char *cmd)
 	int r;
 
 	/* Closed without a word: the master re-executed itself (an upgrade)
-	 * before it read the command, which it never saw. The socket is the
-	 * new image's now: ask again (the action's deadline still holds). */
-	for (int i = 0; i < 40; i++) {
+	 * before it read the command, which it never saw. The listening
+	 * socket crossed the exec: ask again at once, the new image answers
+	 * from its backlog (the action's deadline still holds). */
+	for (int i = 0; i < 5; i++) {
 		if ((r = request_once(path, cmd, head, sizeof(head), &total)) != 0)
 			return r;
 		if (total > 0)
 			break;
-		usleep(50 * 1000);
 	}
 	if (total == 0) {
 		fprintf(stderr, "fugue: control socket %s: no answer\n", path);

@@ -60,20 +60,13 @@ client_free(struct ctl_client *c)
 static void
 client_flush(struct ctl_client *c)
 {
-	ssize_t n;
+	int r = outbuf_send(c->io.fd, &c->out, &c->sent);
 
-	while (c->sent < c->out.len) {
-		n = send(c->io.fd, c->out.p + c->sent, c->out.len - c->sent,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN)
-			return;		/* the write watcher goes on */
-		if (n <= 0) {
-			client_free(c);
-			return;
-		}
-		c->sent += (size_t)n;
+	if (r == 0)
+		return;		/* the write watcher goes on */
+	if (r == -1) {
+		client_free(c);
+		return;
 	}
 	client_free(c);
 }

@@ -2,6 +2,7 @@
  * Byte buffers and whole lines: what the log sink and the state are built
  * in, and the writes that never leave part of a line in a file.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -62,6 +63,25 @@ outbuf_free(struct outbuf *o)
 }
 
 /* ---- lines ---- */
+
+int
+outbuf_send(int fd, const struct outbuf *o, size_t *sent)
+{
+	ssize_t n;
+
+	while (*sent < o->len) {
+		n = send(fd, o->p + *sent, o->len - *sent, MSG_NOSIGNAL |
+		    MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		*sent += (size_t)n;
+	}
+	return 1;
+}
 
 size_t
 lines_count(const char *p, size_t n)

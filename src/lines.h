@@ -19,6 +19,9 @@ void	outbuf_printf(struct outbuf *o, const char *fmt, ...)
 void	outbuf_vprintf(struct outbuf *o, const char *fmt, va_list ap)
 	    __attribute__((format(printf, 2, 0)));
 
+/* Send o from *sent on, to a socket, never waiting: 1 all sent, 0 the
+ * socket is full (EAGAIN: wait until writable), -1 failed. */
+int	outbuf_send(int fd, const struct outbuf *o, size_t *sent);
 /* Newlines in p. */
 size_t	lines_count(const char *p, size_t n);
 /* Bytes of p up to and including its first newline (all if none). */
